@@ -1,0 +1,10 @@
+"""Vigil: accountable facial recognition for live and retrospective identification."""
+
+import os as _os
+
+__version__ = "0.1.0"
+
+# FAISS's OpenMP threads spin by default; on a small machine shared with ONNX Runtime and
+# video decoding that made index training 20x slower (docs/index.md). Passive waiting costs
+# nothing measurable on a quiet machine. Set before any OpenMP runtime starts.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

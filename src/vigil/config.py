@@ -1,0 +1,188 @@
+"""One settings object for the whole of Vigil.
+
+Values come, highest priority first, from: keyword arguments, ``VIGIL_*`` environment
+variables (nested fields with ``__``, e.g. ``VIGIL_ENGINE__THREADS=2``), a TOML file
+(``VIGIL_CONFIG`` or ``$VIGIL_HOME/vigil.toml``), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def default_home() -> Path:
+    env = os.environ.get("VIGIL_HOME")
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_data_dir("vigil", appauthor=False))
+
+
+class EngineSettings(BaseModel):
+    pack: str = "sface"
+    threads: int = Field(0, description="ONNX Runtime intra-op threads; 0 = all cores")
+    batch_size: int = Field(2, description="faces per network run (x2 with flip); SFace is fastest per face "
+                            "at 2-4 (larger batches fall out of cache: 13 ms/face at 16)")
+    flip_augment: bool = True
+    detection_score: float = 0.6
+    detection_nms: float = 0.3
+    # Stills: the resolution cap of the detail pass (tiled above 1,920 px). 3,840 keeps 4K
+    # photos at full resolution: faces of ~18 px were found 100% of the time at full resolution
+    # against 84% at 2,048 (bench/results/detection_scales.json), for ~0.1 s more per 4K photo.
+    max_detector_side: int = 3840
+    # The smallest face (pixels between the eyes) enrolment accepts.
+    min_eye_distance_enrol: float = 24.0
+
+
+class CustomPackSettings(BaseModel):
+    """A site's own ArcFace-style recogniser (112x112 aligned input)."""
+
+    model_path: str | None = None
+    model_id: str | None = None
+    input_mean: float = 127.5
+    input_std: float = 127.5
+    rgb: bool = True
+    calibration_path: str | None = None
+
+
+class QualitySettings(BaseModel):
+    min_score_enrol: float = 0.5
+    min_eye_distance: float = 24.0
+    max_yaw_degrees: float = 40.0
+    max_roll_degrees: float = 30.0
+    min_sharpness: float = 0.15
+    min_brightness: float = 40.0
+    max_brightness: float = 220.0
+    min_detection_score: float = 0.7
+
+
+class LiveSettings(BaseModel):
+    """Live pipeline tuning (measured choices: docs/live.md, bench/live_crowd.py)."""
+
+    detect_every: int = Field(3, description="full-frame detection every N processed frames; ROI detection between")
+    detect_max_side: int = Field(1920, description="full-frame detection resolution cap (longest side)")
+    min_eye_distance: float = Field(7.0, description="live gate: smallest face compared with the watchlist")
+    min_detection_score: float = Field(0.6, description="a detection must reach this to start a track or be embedded")
+    track_detection_score: float = Field(0.45, description="weaker detections may extend an existing track")
+    frame_buffer: int = Field(3, description="newest frames kept per camera; older ones are dropped (counted)")
+    max_shots: int = Field(6, description="best shots embedded per track (template averaging)")
+    reembed_gain: float = Field(0.08, description="re-embed when quality improves by this much")
+    embed_budget: int = Field(4, description="most faces embedded per processed frame (spreads bursts)")
+    dedup_seconds: float = Field(10.0, description="same subject within this window = one alert")
+    track_max_gap: float = Field(0.8, description="seconds a track survives without a detection")
+    confirm_m: int = Field(1, description="M-of-N: alert when M of the last N shot scores pass")
+    confirm_n: int = 1
+    thumbnail_width: int = 640
+    evidence_clip_seconds: float = Field(0.0, description="seconds kept before and after an alert for an "
+                                         "evidence clip (0 = no clips; frames then never outlive processing)")
+    evidence_clip_width: int = 960
+
+
+class RetentionSettings(BaseModel):
+    false_alert_hours: float = 24.0
+    confirmed_alert_days: float = 31.0
+    unverified_alert_days: float = 7.0
+    undecided_alert_days: float = 31.0
+    search_probe_days: float = 31.0
+    snapshot_delete_on_end: bool = True
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="VIGIL_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    home: Path = Field(default_factory=default_home)
+    database_url: str | None = None
+    key: str | None = Field(None, description="base64 data key; overrides the key file")
+    audit_key: str | None = Field(None, description="base64 audit HMAC key; overrides the key file")
+    token: str | None = None
+    audit_head_path: Path | None = Field(None, description="where the audit chain head is kept (default under home)")
+    server_url: str | None = Field(None, description="a remote Vigil server the CLI talks to (needs VIGIL_TOKEN)")
+    engine: EngineSettings = EngineSettings()
+    custom_pack: CustomPackSettings = CustomPackSettings()
+    quality: QualitySettings = QualitySettings()
+    retention: RetentionSettings = RetentionSettings()
+    live: LiveSettings = LiveSettings()
+    # Index: galleries up to this size are searched exactly; larger ones use the ANN index.
+    exact_search_limit: int = 200_000
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_image_pixels: int = 50_000_000
+    token_minutes: int = 30
+    login_max_failures: int = 5
+    login_lockout_seconds: int = 300
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = os.environ.get("VIGIL_CONFIG") or str(default_home() / "vigil.toml")
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
+            file_secret_settings,
+        )
+
+    # Paths under the data directory -------------------------------------------------
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def blobs_dir(self) -> Path:
+        return self.home / "blobs"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    @property
+    def head_path(self) -> Path:
+        return self.audit_head_path or self.home / "audit" / "head.json"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'vigil.db'}"
+
+    def ensure_home(self) -> Path:
+        self.home.mkdir(parents=True, exist_ok=True)
+        return self.home
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings safe to print or audit: secrets are masked."""
+        data = self.model_dump(mode="json")
+        for secret in ("key", "audit_key", "token"):
+            if data.get(secret):
+                data[secret] = "***"
+        if data.get("database_url") and "@" in data["database_url"]:
+            scheme, rest = data["database_url"].split("://", 1)
+            data["database_url"] = f"{scheme}://***@{rest.split('@', 1)[1]}"
+        return data
+
+
+@lru_cache(maxsize=8)
+def _cached(home: str | None, env_key: tuple[tuple[str, str], ...]) -> Settings:
+    return Settings()
+
+
+def get_settings() -> Settings:
+    """Settings for the current environment (cached per distinct VIGIL_* environment)."""
+    env_key = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("VIGIL_")))
+    return _cached(os.environ.get("VIGIL_HOME"), env_key)

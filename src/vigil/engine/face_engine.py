@@ -1,0 +1,138 @@
+"""The engine's front door: image in, faces with quality and templates out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vigil.config import QualitySettings, Settings
+from vigil.engine.align import align_face
+from vigil.engine.faces import Face, primary_face
+from vigil.engine.onnx_embedder import OnnxArcFaceEmbedder
+from vigil.engine.packs import Pack, get_pack
+from vigil.engine.quality import QualityReport, assess
+from vigil.engine.templates import Template
+from vigil.errors import NoFaceError, QualityError
+
+# Still images: if nothing is found at the configured confidence, look again at a lower one,
+# then upscaled (small photos). Nothing assumes where the face is.
+FALLBACK_THRESHOLD = 0.3
+
+
+@dataclass
+class AnalysedFace:
+    face: Face
+    quality: QualityReport
+    vector: np.ndarray
+    model_id: str
+
+    @property
+    def template(self) -> Template:
+        return Template(self.model_id, self.vector)
+
+
+@dataclass
+class Verification:
+    score: float
+    match: bool
+    threshold: float
+    fmr: float
+    fmr_bounded: bool
+    target_fmr: float
+    model_id: str
+    quality_a: QualityReport
+    quality_b: QualityReport
+
+    def to_dict(self) -> dict:
+        return {
+            "score": round(self.score, 6),
+            "match": self.match,
+            "threshold": round(self.threshold, 6),
+            "fmr": self.fmr,
+            "fmr_is_upper_bound": self.fmr_bounded,
+            "target_fmr": self.target_fmr,
+            "model_id": self.model_id,
+            "quality_a": self.quality_a.to_dict(),
+            "quality_b": self.quality_b.to_dict(),
+        }
+
+
+class FaceEngine:
+    def __init__(self, pack: Pack, quality: QualitySettings | None = None):
+        self.pack = pack
+        self.quality_limits = quality or QualitySettings()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, pack: str | None = None) -> "FaceEngine":
+        return cls(get_pack(pack, settings), settings.quality)
+
+    @property
+    def model_id(self) -> str:
+        return self.pack.model_id
+
+    def detect(self, image: np.ndarray, *, still: bool = True) -> list[Face]:
+        faces = self.pack.detector.detect(image)
+        if faces or not still:
+            return faces
+        faces = self.pack.detector.detect(image, threshold=FALLBACK_THRESHOLD)
+        if not faces and max(image.shape[:2]) < 800:
+            faces = self.pack.detector.detect(image, threshold=FALLBACK_THRESHOLD, upscale=2.0)
+        return faces
+
+    def analyse(self, image: np.ndarray, faces: list[Face] | None = None) -> list[AnalysedFace]:
+        faces = self.detect(image) if faces is None else faces
+        if not faces:
+            return []
+        crops = [align_face(image, f.landmarks) for f in faces]
+        reports = [assess(f, c, self.quality_limits) for f, c in zip(faces, crops)]
+        embedder = self.pack.embedder
+        if isinstance(embedder, OnnxArcFaceEmbedder) and embedder.size == 112:
+            vectors = embedder.embed_aligned(crops)
+        else:
+            vectors = embedder.embed(image, faces)
+        return [AnalysedFace(f, q, v, self.model_id) for f, q, v in zip(faces, reports, vectors)]
+
+    def primary_batch(self, images: list[np.ndarray]) -> list[AnalysedFace | None]:
+        """The primary face of each image (None where no face is found), embedded in one batch."""
+        chosen = [primary_face(self.detect(im), im.shape) for im in images]
+        todo = [i for i, f in enumerate(chosen) if f is not None]
+        out: list[AnalysedFace | None] = [None] * len(images)
+        embedder = self.pack.embedder
+        if isinstance(embedder, OnnxArcFaceEmbedder) and embedder.size == 112:
+            crops = [align_face(images[i], chosen[i].landmarks) for i in todo]
+            vectors = embedder.embed_aligned(crops)
+            for k, i in enumerate(todo):
+                report = assess(chosen[i], crops[k], self.quality_limits)
+                out[i] = AnalysedFace(chosen[i], report, vectors[k], self.model_id)
+        else:
+            for i in todo:
+                out[i] = self.analyse(images[i], [chosen[i]])[0]
+        return out
+
+    def primary(self, image: np.ndarray, *, name: str = "image") -> AnalysedFace:
+        faces = self.detect(image)
+        face = primary_face(faces, image.shape)
+        if face is None:
+            raise NoFaceError(f"{name}: no face found")
+        return self.analyse(image, [face])[0]
+
+    def enrolment_face(self, image: np.ndarray, *, name: str = "image") -> AnalysedFace:
+        """The primary face, refused with reasons if it fails the quality gate."""
+        found = self.primary(image, name=name)
+        if not found.quality.passed:
+            raise QualityError(f"{name}: rejected by the quality gate: " + "; ".join(found.quality.reasons),
+                               found.quality.reasons)
+        return found
+
+    def verify(self, image_a: np.ndarray, image_b: np.ndarray, *, target_fmr: float = 1e-4,
+               names: tuple[str, str] = ("A", "B")) -> Verification:
+        a = self.primary(image_a, name=names[0])
+        b = self.primary(image_b, name=names[1])
+        score = a.template.similarity(b.template)
+        cal = self.pack.calibration
+        threshold = cal.threshold_for(target_fmr)
+        fmr, bounded = cal.fmr_at(score)
+        return Verification(score=score, match=score >= threshold, threshold=threshold, fmr=fmr,
+                            fmr_bounded=bounded, target_fmr=target_fmr, model_id=self.model_id,
+                            quality_a=a.quality, quality_b=b.quality)

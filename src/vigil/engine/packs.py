@@ -1,0 +1,141 @@
+"""Model packs: a detector and an embedder that belong together, with a calibration table.
+
+=========  ==================================  ===========================================
+pack       detector                            embedder
+=========  ==================================  ===========================================
+sface      YuNet (ONNX Runtime)                SFace fp32, our alignment, flip averaging
+dlib       dlib HOG (or CNN) + 5 landmarks     dlib ResNet descriptor on dlib's 150px chip
+fusion     YuNet                               SFace and dlib, score-level fused
+custom     YuNet                               a site's ArcFace-style ONNX model (config)
+=========  ==================================  ===========================================
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from vigil.config import Settings
+from vigil.engine import model_files as mf
+from vigil.engine.calibration import Calibration, load_calibration, site_calibration_dir
+from vigil.errors import ModelError
+
+PACK_NAMES = ("sface", "dlib", "fusion", "custom")
+_cache: dict[tuple, "Pack"] = {}
+_cache_lock = threading.Lock()
+
+
+@dataclass
+class Pack:
+    name: str
+    detector: object
+    embedder: object
+    home: Path | None = None
+    calibration_path: Path | None = None
+    _calibration: Calibration | None = field(default=None, repr=False)
+
+    @property
+    def model_id(self) -> str:
+        return self.embedder.model_id
+
+    @property
+    def dim(self) -> int:
+        return self.embedder.dim
+
+    @property
+    def calibration(self) -> Calibration:
+        if self._calibration is None:
+            site = site_calibration_dir(self.home) if self.home else None
+            self._calibration = load_calibration(self.model_id, site, self.calibration_path)
+        return self._calibration
+
+    def reload_calibration(self) -> None:
+        self._calibration = None
+
+
+def fusion_weight() -> dict:
+    path = resources.files("vigil.engine") / "calibration" / "fusion_weight.json"
+    if not path.is_file():
+        return {"weight": 0.5, "fitted_on": "default (no fitted weight shipped)"}
+    return json.loads(path.read_text())
+
+
+def _yunet(settings: Settings):
+    from vigil.engine.yunet import YuNetDetector
+
+    session = mf.ort_session(mf.converted_model(mf.YUNET, settings.models_dir, spatial=True), settings.engine.threads)
+    return YuNetDetector(session, score_threshold=settings.engine.detection_score,
+                         nms_threshold=settings.engine.detection_nms, max_side=settings.engine.max_detector_side)
+
+
+def _sface(settings: Settings):
+    from vigil.engine.onnx_embedder import OnnxArcFaceEmbedder
+
+    flip = settings.engine.flip_augment
+    session = mf.ort_session(mf.converted_model(mf.SFACE, settings.models_dir), settings.engine.threads)
+    return OnnxArcFaceEmbedder(session, model_id="sface-2021dec-fp32" + ("-flip" if flip else ""),
+                               mean=0.0, std=1.0, rgb=True, flip=flip, batch_size=settings.engine.batch_size)
+
+
+def _custom(settings: Settings):
+    from vigil.engine.onnx_embedder import OnnxArcFaceEmbedder
+
+    cfg = settings.custom_pack
+    if not cfg.model_path:
+        raise ModelError("the custom pack needs custom_pack.model_path (VIGIL_CUSTOM_PACK__MODEL_PATH)")
+    path = Path(cfg.model_path).expanduser()
+    if not path.is_file():
+        raise ModelError(f"custom model not found: {path}")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    session = mf.ort_session(path, settings.engine.threads)
+    shape = session.get_inputs()[0].shape
+    if len(shape) != 4 or (isinstance(shape[2], int) and shape[2] != 112):
+        raise ModelError(f"custom model input {shape} is not an ArcFace-style 112x112 image")
+    model_id = (cfg.model_id or path.stem) + f"@{digest}"
+    return OnnxArcFaceEmbedder(session, model_id=model_id, mean=cfg.input_mean, std=cfg.input_std,
+                               rgb=cfg.rgb, flip=settings.engine.flip_augment, batch_size=settings.engine.batch_size)
+
+
+def build_pack(name: str, settings: Settings) -> Pack:
+    if name == "sface":
+        return Pack("sface", _yunet(settings), _sface(settings), settings.home)
+    if name == "dlib":
+        from vigil.engine.dlib_pack import DlibDetector, DlibEmbedder
+
+        return Pack("dlib", DlibDetector("hog"), DlibEmbedder(flip=settings.engine.flip_augment), settings.home)
+    if name == "fusion":
+        from vigil.engine.dlib_pack import DlibEmbedder
+        from vigil.engine.fusion import FusionEmbedder
+
+        weight = float(fusion_weight()["weight"])
+        embedder = FusionEmbedder(_sface(settings), DlibEmbedder(flip=settings.engine.flip_augment), weight)
+        return Pack("fusion", _yunet(settings), embedder, settings.home)
+    if name == "custom":
+        cal = Path(settings.custom_pack.calibration_path) if settings.custom_pack.calibration_path else None
+        return Pack("custom", _yunet(settings), _custom(settings), settings.home, cal)
+    raise ModelError(f"unknown pack {name!r}; choose one of {', '.join(PACK_NAMES)}")
+
+
+def get_pack(name: str | None, settings: Settings) -> Pack:
+    """A loaded pack, shared within the process (models are loaded once)."""
+    name = name or settings.engine.pack
+    key = (name, str(settings.home), settings.engine.model_dump_json(), settings.custom_pack.model_dump_json())
+    with _cache_lock:
+        if key not in _cache:
+            _cache[key] = build_pack(name, settings)
+        return _cache[key]
+
+
+def pack_for_model_id(model_id: str, settings: Settings) -> Pack:
+    for name in ("sface", "fusion", "dlib", "custom"):
+        try:
+            pack = get_pack(name, settings)
+        except ModelError:
+            continue
+        if pack.model_id == model_id:
+            return pack
+    raise ModelError(f"no installed pack produces model {model_id!r}")

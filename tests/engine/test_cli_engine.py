@@ -1,0 +1,99 @@
+"""The engine's commands as scripts use them (--json contracts)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import demo_bytes, demo_path
+from vigil.cli import app
+
+runner = CliRunner()
+
+
+def run_json(args):
+    result = runner.invoke(app, args + ["--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_verify_json_contract(home, tmp_path):
+    data = run_json(["verify", str(demo_path("obama.jpg", tmp_path)), str(demo_path("obama_speech.jpg", tmp_path))])
+    assert {"score", "match", "threshold", "fmr"} <= set(data)
+    assert data["match"] is True and data["fmr"] < 1e-4
+    other = run_json(["verify", str(demo_path("obama.jpg", tmp_path)), str(demo_path("biden.jpg", tmp_path)),
+                      "--fmr", "1e-3"])
+    assert other["match"] is False and other["threshold"] < data["threshold"]
+
+
+def test_detect_json_lists_both_faces(home, tmp_path):
+    data = run_json(["detect", str(demo_path("obama_and_biden.jpg", tmp_path))])
+    assert len(data["faces"]) == 2 and all(len(f["landmarks"]) == 5 for f in data["faces"])
+
+
+def test_no_face_is_a_clear_error_not_a_traceback(home, tmp_path):
+    import cv2
+    import numpy as np
+
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((200, 200, 3), 100, np.uint8))
+    proc = subprocess.run([sys.executable, "-m", "vigil", "verify", str(blank), str(demo_path("obama.jpg", tmp_path)),
+                           "--json"], capture_output=True, text=True, env={"VIGIL_HOME": str(home), "PATH": "/usr/bin"})
+    assert proc.returncode == 3
+    assert "no face found" in proc.stderr and "Traceback" not in proc.stderr
+    assert json.loads(proc.stdout)["type"] == "NoFaceError"
+
+
+@pytest.fixture()
+def tiny_lfw(tmp_path):
+    """An LFW-shaped folder from the shipped portraits: 10 folds of 1 genuine + 1 impostor pair."""
+    root = tmp_path / "tiny-lfw"
+    obama = ["obama.jpg", "obama_speech.jpg", "obama_standing.jpg", "obama_small.jpg"]
+    for i, name in enumerate(obama, 1):
+        path = root / "lfw" / "Barack_Obama" / f"Barack_Obama_{i:04d}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(demo_bytes(name))
+    (root / "lfw" / "Joe_Biden").mkdir(parents=True)
+    (root / "lfw" / "Joe_Biden" / "Joe_Biden_0001.jpg").write_bytes(demo_bytes("biden.jpg"))
+    genuine = [(1, 2), (1, 3), (1, 4), (2, 3), (2, 4), (3, 4), (1, 2), (1, 3), (2, 4), (3, 4)]
+    lines = ["10 1"]
+    for k in range(10):
+        a, b = genuine[k]
+        lines.append(f"Barack_Obama\t{a}\t{b}")
+        lines.append(f"Barack_Obama\t{(k % 4) + 1}\tJoe_Biden\t1")
+    (root / "pairs.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_eval_lfw_json_contract(home, tiny_lfw):
+    data = run_json(["eval", "lfw", "--data", str(tiny_lfw)])
+    for key in ("accuracy", "accuracy_std", "tar_at_far_1e-3", "eer", "failures_to_enrol", "images",
+                "images_per_second"):
+        assert key in data
+    assert data["images"] == 5 and data["failures_to_enrol"] == 0
+    assert data["accuracy"] == 1.0  # Obama vs Biden is easy
+    assert data["tar_at_far_1e-3"] is None  # 10 impostor pairs cannot support FAR 1e-3: said, not invented
+
+
+def test_calibrate_writes_a_site_table_the_pack_then_prefers(home, tmp_path):
+    from tests.store.conftest import variant
+
+    folder = tmp_path / "site"
+    names = ["obama.jpg", "biden.jpg", "obama_speech.jpg", "obama_standing.jpg"]
+    for person in range(16):
+        d = folder / f"person{person:02d}"
+        d.mkdir(parents=True)
+        for k in range(2):
+            (d / f"{k}.jpg").write_bytes(variant(names[(person + k) % 4], person * 3 + k))
+    data = run_json(["calibrate", "--data", str(folder), "--dataset", "site test images"])
+    assert data["images"] == 32 and data["impostor_pairs"] >= 100
+    assert (home / "calibration").is_dir()
+    from vigil.config import get_settings
+    from vigil.engine.packs import get_pack
+
+    pack = get_pack("sface", get_settings())
+    pack.reload_calibration()
+    assert pack.calibration.source == "site" and pack.calibration.dataset == "site test images"
+    pack.reload_calibration()
