@@ -1,0 +1,1 @@
+"""Retrospective work: enrolment into galleries and watchlists, and search (RFR)."""

@@ -1,0 +1,1 @@
+"""Persistence: database schema and migrations, encryption at rest, blobs, repositories."""

@@ -1,0 +1,177 @@
+"""Backup, restore and moving an embedded store to a server.
+
+A backup is a folder holding ``vigil.db`` (a consistent SQLite copy of the database, made
+with SQLite's online backup API, or table by table from PostgreSQL), the encrypted blobs
+and index files it references, the audit head, and ``manifest.json``. Keys are NOT in the
+backup: back up ``keys/`` (or your ``VIGIL_KEY``/``VIGIL_AUDIT_KEY`` secrets) separately,
+and keep them apart from the data, or a stolen backup is a readable one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+from sqlalchemy import MetaData, Table, func, insert, inspect, select, text
+
+from vigil import __version__
+from vigil.errors import VigilError
+from vigil.governance.permissions import Actor, require
+from vigil.store.db import make_engine, normalise_url, sqlite_path, upgrade
+from vigil.store.schema import Base, Blob
+from vigil.timeutil import iso, utcnow
+
+CHUNK = 2000
+
+
+def copy_database(source_url: str, target_url: str, *, progress=None) -> dict:
+    """Copy every table row by row into an empty target database of the same schema."""
+    src = make_engine(source_url)
+    dst = make_engine(target_url)
+    upgrade(dst)
+    counts = {}
+    with dst.connect() as conn:
+        for table in Base.metadata.sorted_tables:
+            if conn.execute(select(func.count()).select_from(table)).scalar():
+                raise VigilError(f"the target database already holds data (table {table.name}); use an empty one")
+    with src.connect() as s_conn, dst.begin() as d_conn:
+        for table in Base.metadata.sorted_tables:
+            n = 0
+            result = s_conn.execution_options(stream_results=True).execute(select(table))
+            while rows := result.fetchmany(CHUNK):
+                d_conn.execute(insert(table), [dict(r._mapping) for r in rows])
+                n += len(rows)
+            counts[table.name] = n
+            if progress:
+                progress(1)
+        if dst.dialect.name == "postgresql":
+            _reset_sequences(d_conn)
+    src.dispose()
+    dst.dispose()
+    return counts
+
+
+def _reset_sequences(conn) -> None:
+    for table in Base.metadata.sorted_tables:
+        pk = list(table.primary_key.columns)
+        if len(pk) == 1 and pk[0].autoincrement is not False and str(pk[0].type) == "INTEGER":
+            conn.execute(text(
+                f"SELECT setval(pg_get_serial_sequence('{table.name}', '{pk[0].name}'), "
+                f"COALESCE((SELECT MAX({pk[0].name}) FROM {table.name}), 0) + 1, false)"))
+
+
+def backup(vigil, actor: Actor, target: Path) -> dict:
+    require(actor, "system.admin")
+    store = vigil.store
+    target = Path(target).expanduser().resolve()
+    if target.exists() and any(target.iterdir()):
+        raise VigilError(f"{target}: backup folder must be new or empty")
+    target.mkdir(parents=True, exist_ok=True, mode=0o700)
+    db_copy = target / "vigil.db"
+    src_file = sqlite_path(store.settings.db_url)
+    if src_file:
+        with sqlite3.connect(src_file) as src, sqlite3.connect(db_copy) as dst:
+            src.backup(dst)
+    else:
+        copy_database(store.settings.db_url, f"sqlite:///{db_copy}")
+    db_copy.chmod(0o600)
+    with sqlite3.connect(db_copy) as conn:
+        blob_ids = [r[0] for r in conn.execute("SELECT id FROM blobs")]
+    copied, missing = 0, []
+    for blob_id in blob_ids:
+        source = store.blobs.path(blob_id)
+        dest = target / "blobs" / source.relative_to(store.blobs.root)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            shutil.copy2(source, dest)
+            copied += 1
+        except FileNotFoundError:
+            missing.append(blob_id)  # deleted between the database copy and now
+    if (store.home / "index").is_dir():
+        shutil.copytree(store.home / "index", target / "index")
+    if store.settings.head_path.is_file():
+        (target / "audit").mkdir()
+        shutil.copy2(store.settings.head_path, target / "audit" / "head.json")
+    manifest = {"vigil_version": __version__, "created_at": iso(utcnow()), "source_database": _redact(store.settings.db_url),
+                "blobs": copied, "blobs_deleted_during_backup": missing,
+                "data_key_ids": sorted(k.hex() for k in store.keyring.keys),
+                "keys_included": False,
+                "note": "Keys are not in this backup. Restore needs the data key(s) listed above and the audit key."}
+    (target / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    with store.session() as session:
+        store.audit.record(session, actor, "system.backup", "backup", str(target),
+                           {"blobs": copied, "missing": len(missing)})
+    return {"path": str(target), **manifest}
+
+
+def restore(settings, source: Path, *, force: bool = False) -> dict:
+    """Restore a backup into the data directory (and database) of ``settings``."""
+    from vigil.store.crypto import load_keyring
+
+    source = Path(source).expanduser().resolve()
+    manifest_path = source / "manifest.json"
+    if not manifest_path.is_file() or not (source / "vigil.db").is_file():
+        raise VigilError(f"{source}: not a Vigil backup (manifest.json and vigil.db expected)")
+    manifest = json.loads(manifest_path.read_text())
+    home = settings.home
+    ring = load_keyring(home, settings.key)
+    missing_keys = set(manifest["data_key_ids"]) - {k.hex() for k in ring.keys}
+    if missing_keys:
+        raise VigilError(f"the keyring at {home / 'keys'} lacks key(s) {sorted(missing_keys)} this backup needs; "
+                         "copy the key file (or set VIGIL_KEY) first")
+    target_url = settings.db_url
+    target_file = sqlite_path(target_url)
+    engine = make_engine(target_url)
+    has_data = "subjects" in inspect(engine).get_table_names() and engine.connect().execute(
+        text("SELECT COUNT(*) FROM subjects")).scalar()
+    engine.dispose()
+    if has_data and not force:
+        raise VigilError(f"{home} already holds data; restore into a fresh data directory (or pass --force)")
+    if target_file:
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(target_file) + suffix).unlink(missing_ok=True)
+        target_file.parent.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(source / "vigil.db") as src, sqlite3.connect(target_file) as dst:
+            src.backup(dst)
+        target_file.chmod(0o600)
+        upgrade(make_engine(target_url))
+    else:
+        _empty(target_url)
+        copy_database(f"sqlite:///{source / 'vigil.db'}", target_url)
+    for folder in ("blobs", "index"):
+        if (source / folder).is_dir():
+            shutil.copytree(source / folder, home / folder, dirs_exist_ok=True)
+    if (source / "audit" / "head.json").is_file():
+        settings.head_path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source / "audit" / "head.json", settings.head_path)
+    # prove the keys work on restored data
+    check = make_engine(target_url)
+    with check.connect() as conn:
+        sample = conn.execute(select(Blob.id).limit(1)).scalar()
+    check.dispose()
+    if sample:
+        from vigil.store.blobs import BlobStore
+
+        BlobStore(settings.blobs_dir, ring).get(sample)
+    return {"restored_from": str(source), "home": str(home), "blobs": manifest["blobs"],
+            "database": _redact(target_url)}
+
+
+def _empty(url: str) -> None:
+    engine = make_engine(url)
+    meta = MetaData()
+    meta.reflect(engine)
+    with engine.begin() as conn:
+        for table in reversed(meta.sorted_tables):
+            conn.execute(Table(table.name, meta).delete())
+    engine.dispose()
+
+
+def _redact(url: str) -> str:
+    url = normalise_url(url)
+    if "@" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url

@@ -1,0 +1,115 @@
+"""The open store: database, keys, encrypted blobs and the audit log, wired together.
+
+:func:`open_store` is what every command and the API call. On a fresh data directory it
+initialises it (keys with mode 0600, schema migrations, first admin user for the
+operating-system user), so the first command of a script just works.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from vigil.config import Settings
+from vigil.governance.audit import AuditKey, AuditLog
+from vigil.store.blobs import BlobStore
+from vigil.store.crypto import Keyring, load_keyring
+from vigil.store.db import make_engine, session_factory, sqlite_path, upgrade
+
+_stores: dict[tuple, "Store"] = {}
+_lock = threading.Lock()
+
+
+class Store:
+    def __init__(self, settings: Settings, *, migrate: bool = True):
+        self.settings = settings
+        home = settings.ensure_home()
+        (home / "keys").mkdir(exist_ok=True, mode=0o700)
+        key_path = home / "keys" / "data.key"
+        if not settings.key and not key_path.exists():
+            Keyring.generate(key_path)
+            self.created_keys = True
+        else:
+            self.created_keys = False
+        self.keyring = load_keyring(home, settings.key)
+        self.audit = AuditLog(AuditKey.load_or_create(home / "keys" / "audit.key", settings.audit_key),
+                              settings.head_path)
+        self.engine = make_engine(settings.db_url)
+        db_file = sqlite_path(settings.db_url)
+        if migrate:
+            upgrade(self.engine)
+        if db_file and db_file.exists():
+            db_file.chmod(0o600)
+        self.Session = session_factory(self.engine)
+        self.blobs = BlobStore(settings.blobs_dir, self.keyring)
+        event.listen(self.Session, "after_commit", self._after_commit)
+
+    def _after_commit(self, session: Session) -> None:
+        self.blobs.unlink_pending(session)
+        self.audit.after_commit(session)
+        for callback in session.info.pop("after_commit_callbacks", []):
+            callback()
+
+    @contextmanager
+    def session(self):
+        """A transaction: commits on success, rolls back on error."""
+        session = self.Session()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            session.info.pop("blobs_to_unlink", None)
+            session.info.pop("audit_head", None)
+            session.info.pop("after_commit_callbacks", None)
+            raise
+        finally:
+            session.close()
+
+    # -- template vectors -------------------------------------------------------------------
+    def seal_vector(self, vector: np.ndarray, context: str) -> bytes:
+        return self.keyring.encrypt(np.asarray(vector, dtype=np.float32).tobytes(), context.encode())
+
+    def open_vector(self, sealed: bytes, context: str) -> np.ndarray:
+        return np.frombuffer(self.keyring.decrypt(sealed, context.encode()), dtype=np.float32)
+
+    @property
+    def home(self) -> Path:
+        return self.settings.home
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def template_context(image_id: int, model_id: str) -> str:
+    return f"template:{image_id}:{model_id}"
+
+
+def snapshot_context(snapshot_id: int, entry_id: int) -> str:
+    return f"snapshot:{snapshot_id}:{entry_id}"
+
+
+def open_store(settings: Settings) -> "Store":
+    key = (str(settings.home), settings.db_url, settings.key or "", settings.audit_key or "")
+    with _lock:
+        store = _stores.get(key)
+        if store is None:
+            store = Store(settings)
+            from vigil.governance.bootstrap import ensure_initialised
+
+            ensure_initialised(store)
+            _stores[key] = store
+        return store
+
+
+def forget_stores() -> None:
+    """Close cached stores (tests, restore)."""
+    with _lock:
+        for store in _stores.values():
+            store.dispose()
+        _stores.clear()
