@@ -1,0 +1,1 @@
+"""Live facial recognition: sources, tracking, per-camera pipeline, deployments, alerts."""

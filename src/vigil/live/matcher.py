@@ -1,0 +1,57 @@
+"""Matching track templates against a deployment's frozen watchlist snapshot(s).
+
+Thresholds come from the accepted false alert rate per face seen: with N watchlist entries
+each face is compared N times, so the per-comparison false match rate is rate / N, turned
+into a score through the model's calibration table. A bigger watchlist therefore gets a
+stricter threshold automatically. Categories may carry their own rate (e.g. missing
+people searched with a looser one than wanted offenders).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class WatchlistEntry:
+    subject_id: str
+    name: str
+    category: str
+    watchlist_id: int
+    image_blob_id: str | None
+
+
+class WatchlistMatcher:
+    def __init__(self, entries: list[WatchlistEntry], vectors: np.ndarray, calibration, *,
+                 false_alert_rate: float, category_rates: dict[str, float] | None = None):
+        if len(entries) != len(vectors):
+            raise ValueError("entries and vectors differ in length")
+        self.entries = entries
+        self.vectors = np.ascontiguousarray(vectors, np.float32)
+        self.size = len(entries)
+        self.calibration = calibration
+        self.false_alert_rate = false_alert_rate
+        self.category_rates = dict(category_rates or {})
+        n = max(self.size, 1)
+        self.default_threshold = calibration.threshold_for(min(0.5, false_alert_rate / n))
+        self.category_thresholds = {c: calibration.threshold_for(min(0.5, r / n)) for c, r in self.category_rates.items()}
+        self.entry_thresholds = np.array([self.category_thresholds.get(e.category, self.default_threshold)
+                                          for e in entries], np.float32)
+
+    def thresholds(self) -> dict:
+        return {"default": self.default_threshold, "per_comparison_fmr": self.false_alert_rate / max(self.size, 1),
+                **{f"category:{c}": t for c, t in self.category_thresholds.items()}}
+
+    def best(self, vector: np.ndarray) -> tuple[int, float, float]:
+        """(entry index, score, that entry's threshold) of the highest margin over threshold."""
+        if self.size == 0:
+            return -1, -1.0, 1.0
+        scores = self.vectors @ np.asarray(vector, np.float32)
+        margin = scores - self.entry_thresholds
+        i = int(np.argmax(margin))
+        return i, float(scores[i]), float(self.entry_thresholds[i])
+
+    def scores(self, vector: np.ndarray) -> np.ndarray:
+        return self.vectors @ np.asarray(vector, np.float32)

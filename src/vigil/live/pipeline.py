@@ -1,0 +1,216 @@
+"""The per-camera pipeline: detect, track, embed the best shots, aggregate, match.
+
+Detection runs on the full frame (at full resolution up to ``detect_max_side``, so 20-40 px
+faces are found) every ``detect_every`` processed frames; between those, each live track is
+re-detected inside a small region of interest around its predicted position, all regions
+batched into one network call at a fixed size (small faces are upscaled there, which also
+steadies their landmarks). New faces are therefore picked up within ``detect_every`` frames
+and known faces are followed on every frame for a fraction of the cost.
+
+Evidence is aggregated along each track: the best-quality shots (up to ``max_shots``,
+re-embedded when quality improves) are averaged into one template, which is what is
+compared with the watchlist. Faces too small for a single frame to be reliable gain most.
+
+Privacy: a track's crops and templates live only in the ``Track.data`` dict in memory;
+when a track ends they are dropped with it. Only counts survive, and alerts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from vigil.config import LiveSettings, QualitySettings
+from vigil.engine.align import align_face
+from vigil.engine.face_engine import FaceEngine
+from vigil.engine.faces import Face
+from vigil.engine.nms import iou_matrix
+from vigil.engine.onnx_embedder import l2_normalise
+from vigil.engine.quality import assess
+from vigil.live.matcher import WatchlistMatcher
+from vigil.live.sources import Frame
+from vigil.live.tracker import Track, Tracker
+
+ROI_SIZE = 160  # every region of interest is resized to this square for one batched pass
+
+
+@dataclass
+class Shot:
+    quality: float
+    vector: np.ndarray
+    time: float
+
+
+@dataclass
+class MatchEvent:
+    """A track's aggregated template passed an entry's threshold: an alert candidate."""
+
+    camera: str
+    track_id: int
+    entry_index: int
+    score: float
+    threshold: float
+    time: float  # source seconds
+    frame: np.ndarray  # the frame at the moment of the match (memory only)
+    face: Face
+    other_boxes: list[np.ndarray]
+    first_seen: float
+
+
+@dataclass
+class CameraStats:
+    frames_processed: int = 0
+    full_detections: int = 0
+    roi_detections: int = 0
+    tracks: int = 0
+    faces_compared: int = 0  # tracks that reached the watchlist at least once ("faces seen")
+    embeddings: int = 0
+    located_per_frame: list = field(default_factory=list)
+
+
+class CameraPipeline:
+    def __init__(self, camera: str, engine: FaceEngine, matcher: WatchlistMatcher, live: LiveSettings,
+                 quality: QualitySettings, *, record_located: bool = False):
+        self.camera = camera
+        self.engine = engine
+        self.detector = engine.pack.detector
+        self.embedder = engine.pack.embedder
+        self.matcher = matcher
+        self.live = live
+        self.quality = quality
+        self.tracker = Tracker(max_gap=live.track_max_gap, high_score=live.min_detection_score, camera=camera)
+        self.stats = CameraStats()
+        self.record_located = record_located
+        self._frame_no = 0
+
+    # -- detection ------------------------------------------------------------------------------
+    def _full_detect(self, image: np.ndarray) -> list[Face]:
+        longest = max(image.shape[:2])
+        scale = min(1.0, self.live.detect_max_side / longest)
+        self.stats.full_detections += 1
+        return self.detector.detect_scales(image, [scale], threshold=self.live.track_detection_score)
+
+    def _roi_detect(self, image: np.ndarray, t: float) -> list[Face]:
+        live = self.tracker.located(t)
+        if not live:
+            return []
+        h, w = image.shape[:2]
+        crops, origins = [], []
+        for _, box in live:
+            side = max(box[2], box[3]) * 2.2 + 16
+            cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+            x0, y0 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+            x1, y1 = int(min(w, cx + side / 2)), int(min(h, cy + side / 2))
+            if x1 - x0 < 8 or y1 - y0 < 8:
+                continue
+            crop = image[y0:y1, x0:x1]
+            sx, sy = (x1 - x0) / ROI_SIZE, (y1 - y0) / ROI_SIZE
+            crops.append(cv2.resize(crop, (ROI_SIZE, ROI_SIZE), interpolation=cv2.INTER_LINEAR))
+            origins.append((x0, y0, sx, sy))
+        if not crops:
+            return []
+        self.stats.roi_detections += 1
+        raw = self.detector.detect_raw(crops, self.live.track_detection_score)
+        found: list[Face] = []
+        for (boxes, lms, scores), (x0, y0, sx, sy) in zip(raw, origins):
+            if len(scores) == 0:
+                continue
+            i = int(np.argmax(scores))
+            box = boxes[i] * np.array([sx, sy, sx, sy], np.float32) + np.array([x0, y0, 0, 0], np.float32)
+            lm = lms[i] * np.array([sx, sy], np.float32) + np.array([x0, y0], np.float32)
+            found.append(Face(box=box.astype(np.float32), landmarks=lm.astype(np.float32), score=float(scores[i])))
+        if len(found) > 1:  # two regions may have caught the same face
+            keep = []
+            for face in sorted(found, key=lambda f: -f.score):
+                if not keep or iou_matrix(face.box[None], np.stack([k.box for k in keep])).max() < 0.4:
+                    keep.append(face)
+            found = keep
+        return found
+
+    # -- per frame --------------------------------------------------------------------------------
+    def process(self, frame: Frame) -> tuple[list[MatchEvent], list[Track]]:
+        """Returns (match events, tracks that ended on this frame)."""
+        image, t = frame.image, frame.time
+        full = self._frame_no % max(1, self.live.detect_every) == 0
+        self._frame_no += 1
+        self.stats.frames_processed += 1
+        faces = self._full_detect(image) if full else self._roi_detect(image, t)
+        matched, ended = self.tracker.update(faces, t)  # weak detections only extend tracks
+        self.stats.tracks = self.tracker.created
+        if self.record_located:
+            self.stats.located_per_frame.append(
+                (frame.index, [b.tolist() for _, b in self.tracker.located(t)]))
+        events = self._embed_and_match(image, t, matched)
+        for track in ended:
+            self._end(track)
+        return events, ended
+
+    def _wants_shot(self, image: np.ndarray, track: Track, face: Face, t: float):
+        """(embed this face?, quality, aligned crop). Cheap checks first; quality is measured
+        only when a shot is possible."""
+        if face.eye_distance < self.live.min_eye_distance or face.score < self.live.min_detection_score:
+            return False, 0.0, None
+        shots: list[Shot] = track.data.get("shots", [])
+        if shots and (len(shots) >= self.live.max_shots or t - max(s.time for s in shots) < 0.2):
+            return False, 0.0, None
+        crop = align_face(image, face.landmarks)
+        q = assess(face, crop, self.quality).score
+        if not shots:
+            return True, q, crop
+        if q > max(s.quality for s in shots) + self.live.reembed_gain:
+            return True, q, crop
+        if len(shots) < 2 and t - track.first_time > 0.3:
+            return True, q, crop  # a second look soon after the first steadies the average
+        return False, q, crop
+
+    def _embed_and_match(self, image: np.ndarray, t: float, matched: list[tuple[Track, Face]]) -> list[MatchEvent]:
+        todo = []
+        for track, face in matched:
+            want, q, crop = self._wants_shot(image, track, face, t)
+            if want:
+                todo.append((track, face, q, crop))
+        todo.sort(key=lambda x: (len(x[0].data.get("shots", [])), -x[2]))  # new tracks first
+        todo = todo[: self.live.embed_budget]
+        if not todo:
+            return []
+        vectors = self.embedder.embed_aligned([c for *_, c in todo])
+        self.stats.embeddings += len(todo)
+        events = []
+        boxes = [f.box for _, f in matched]
+        for (track, face, q, _), vec in zip(todo, vectors):
+            shots = track.data.setdefault("shots", [])
+            shots.append(Shot(q, vec, t))
+            shots.sort(key=lambda s: -s.quality)
+            del shots[self.live.max_shots:]
+            if not track.data.get("compared"):
+                track.data["compared"] = True
+                self.stats.faces_compared += 1
+            track.data["best_crop"] = (q, face) if q >= track.data.get("best_crop", (-1, None))[0] else \
+                track.data["best_crop"]
+            weights = np.array([max(s.quality, 0.05) for s in shots], np.float32)
+            template = l2_normalise((np.stack([s.vector for s in shots]) * weights[:, None]).sum(0))
+            idx, score, threshold = self.matcher.best(template)
+            history = track.data.setdefault("history", [])
+            history.append(score >= threshold)
+            del history[: -max(1, self.live.confirm_n)]
+            alerted: set = track.data.setdefault("alerted", set())
+            subject = self.matcher.entries[idx].subject_id if idx >= 0 else None
+            if idx >= 0 and score >= threshold and sum(history) >= self.live.confirm_m and subject not in alerted:
+                alerted.add(subject)  # once per track and subject
+                others = [b for b in boxes if b is not face.box]
+                events.append(MatchEvent(self.camera, track.id, idx, score, threshold, t, image, face, others,
+                                         track.first_time))
+        return events
+
+    def _end(self, track: Track) -> None:
+        """Forget everything about a track: its shots, crops and templates live nowhere else."""
+        track.data.clear()
+        track.last_face = None
+
+    def finish(self) -> list[Track]:
+        ended = self.tracker.finish()
+        for track in ended:
+            self._end(track)
+        return ended
