@@ -1,0 +1,74 @@
+"""The FastAPI application: REST API under /api, the web console at /."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from vigil import __version__
+from vigil.api import errors
+from vigil.api.limits import BodyLimit
+from vigil.api.live_registry import LiveRegistry
+from vigil.config import Settings
+
+
+def _retention_loop(vigil, stop: threading.Event, every_seconds: float) -> None:
+    from vigil.governance.permissions import SYSTEM
+    from vigil.governance.retention import run_retention
+
+    while not stop.wait(every_seconds):
+        try:
+            run_retention(vigil, SYSTEM)
+        except Exception:  # noqa: BLE001 - a failed run is retried next time; it is audited when it succeeds
+            continue
+
+
+def create_app(settings: Settings, *, retention_every: float | None = 3600.0) -> FastAPI:
+    from vigil.services import get_vigil
+
+    vigil = get_vigil(settings)
+    stop = threading.Event()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        thread = None
+        if retention_every:
+            thread = threading.Thread(target=_retention_loop, args=(vigil, stop, retention_every), daemon=True,
+                                      name="retention")
+            thread.start()
+        yield
+        stop.set()
+        app.state.live.stop_all()
+
+    # Swagger UI and ReDoc load their assets from a CDN; Vigil works offline, so only the
+    # OpenAPI document itself is served (/openapi.json), for any local viewer or client generator.
+    app = FastAPI(title="Vigil", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  description="Accountable facial recognition. Every route needs a Bearer token "
+                              "(POST /api/token, OAuth2 password flow) or an API token.")
+    app.state.vigil = vigil
+    app.state.live = LiveRegistry()
+    errors.install(app)
+    from vigil.api import routes_auth, routes_governance, routes_live, routes_store
+
+    app.include_router(routes_auth.router)
+    app.include_router(routes_store.router)
+    for plural in ("galleries", "watchlists"):
+        app.include_router(routes_store.collection_router(plural))
+    app.include_router(routes_live.router)
+    app.include_router(routes_governance.router)
+
+    @app.get("/api/health", tags=["system"])
+    def health():
+        return {"ok": True, "version": __version__}
+
+    try:
+        from vigil.web.routes import mount_console
+    except ModuleNotFoundError as exc:
+        if exc.name != "vigil.web.routes":
+            raise
+    else:
+        mount_console(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
+    return app

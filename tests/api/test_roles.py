@@ -1,0 +1,203 @@
+"""Every API route against every role: allowed roles succeed, the others get 403, and
+requests without credentials get 401. The permission each route needs is read from the
+route itself, so a new route without an entry here fails the completeness check."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.routing import APIRoute
+
+from tests.api.conftest import ROLES, auth, unique
+from tests.conftest import demo_bytes
+from vigil.governance.permissions import allowed
+
+PUBLIC = {("POST", "/api/token"), ("POST", "/api/logout"), ("GET", "/api/health")}
+
+
+def api_routes(app):
+    def walk(routes):
+        for r in routes:
+            if isinstance(r, APIRoute):
+                yield r
+            elif hasattr(r, "original_router"):
+                yield from walk(r.original_router.routes)
+
+    for route in walk(app.router.routes):
+        if not route.path.startswith("/api/"):
+            continue  # console pages are covered by tests/web
+        for method in route.methods - {"HEAD"}:
+            yield method, route.path, route
+
+
+def route_permission(route) -> str | None:
+    """The permission of the route's ``permission(...)`` dependency; None = any signed-in user."""
+    for dep in route.dependant.dependencies:
+        name = getattr(dep.call, "permission", None)
+        if name:
+            return name
+    return None
+
+
+def _gallery(world, kind="galleries"):
+    name = unique("coll")
+    body = {"name": name, "purpose": "test"}
+    r = world["client"].post(f"/api/{kind}", json=body, headers=auth(world, "admin"))
+    assert r.status_code == 201, r.text
+    return name
+
+
+def _deployment(world, authorised=True):
+    c = world["client"]
+    body = {"name": unique("dep"), "location": "here", "cameras": [{"camera": "c1", "source": world["video"]}],
+            "watchlists": ["wanted"], "legal_basis": "test"}
+    dep = c.post("/api/deployments", json=body, headers=auth(world, "admin")).json()
+    if authorised:
+        c.post(f"/api/deployments/{dep['id']}/authorise", json={}, headers=auth(world, "admin"))
+    return dep["id"]
+
+
+def _started(world):
+    dep = _deployment(world)
+    r = world["client"].post(f"/api/deployments/{dep}/start", json={"fast": True, "max_seconds": 30},
+                             headers=auth(world, "admin"))
+    assert r.status_code == 200, r.text
+    return dep
+
+
+def _token_id(world, role):
+    return world["client"].post("/api/me/tokens", json={"name": "t"}, headers=auth(world, role)).json()["id"]
+
+
+def image_file(name="obama.jpg"):
+    return {"image": (name, demo_bytes(name), "image/jpeg")}
+
+
+# method, path -> function(world, role) returning (url, request kwargs)
+CASES = {
+    ("GET", "/api/me"): lambda w, r: ("/api/me", {}),
+    ("POST", "/api/me/tokens"): lambda w, r: ("/api/me/tokens", {"json": {"name": "x"}}),
+    ("GET", "/api/galleries"): lambda w, r: ("/api/galleries", {}),
+    ("GET", "/api/watchlists"): lambda w, r: ("/api/watchlists", {}),
+    ("POST", "/api/galleries"): lambda w, r: ("/api/galleries", {"json": {"name": unique("g")}}),
+    ("POST", "/api/watchlists"): lambda w, r: ("/api/watchlists", {"json": {"name": unique("w"), "purpose": "p"}}),
+    ("GET", "/api/galleries/{name}"): lambda w, r: ("/api/galleries/custody", {}),
+    ("GET", "/api/watchlists/{name}"): lambda w, r: ("/api/watchlists/wanted", {}),
+    ("GET", "/api/galleries/{name}/subjects"): lambda w, r: ("/api/galleries/custody/subjects", {}),
+    ("GET", "/api/watchlists/{name}/subjects"): lambda w, r: ("/api/watchlists/wanted/subjects", {}),
+    ("POST", "/api/watchlists/{name}/authorise"): lambda w, r: (f"/api/watchlists/{_gallery(w, 'watchlists')}/authorise",
+                                                                {"json": {}}),
+    ("POST", "/api/watchlists/{name}/expire"): lambda w, r: (f"/api/watchlists/{_gallery(w, 'watchlists')}/expire", {}),
+    ("POST", "/api/galleries/{name}/expire"): lambda w, r: (f"/api/galleries/{_gallery(w)}/expire", {}),
+    ("POST", "/api/galleries/{name}/members"): lambda w, r: (f"/api/galleries/{_gallery(w)}/members",
+                                                            {"json": {"subject_id": w["subject_id"]}}),
+    ("POST", "/api/watchlists/{name}/members"): lambda w, r: (f"/api/watchlists/{_gallery(w, 'watchlists')}/members",
+                                                              {"json": {"subject_id": w["subject_id"]}}),
+    ("DELETE", "/api/galleries/{name}/members/{subject_id}"): lambda w, r: (
+        f"/api/galleries/{_gallery(w)}/members/{w['subject_id']}", {}),
+    ("DELETE", "/api/watchlists/{name}/members/{subject_id}"): lambda w, r: (
+        f"/api/watchlists/{_gallery(w, 'watchlists')}/members/{w['subject_id']}", {}),
+    ("DELETE", "/api/galleries/{name}"): lambda w, r: (f"/api/galleries/{_gallery(w)}", {"json": {"reason": "test"}}),
+    ("DELETE", "/api/watchlists/{name}"): lambda w, r: (f"/api/watchlists/{_gallery(w, 'watchlists')}",
+                                                        {"json": {"reason": "test"}}),
+    ("POST", "/api/galleries/{name}/enrol"): lambda w, r: (f"/api/galleries/{_gallery(w)}/enrol",
+                                                          {"files": image_file(), "data": {"subject_name": "X Y"}}),
+    ("POST", "/api/watchlists/{name}/enrol"): lambda w, r: (f"/api/watchlists/{_gallery(w, 'watchlists')}/enrol",
+                                                            {"files": image_file(), "data": {"subject_name": "X Y"}}),
+    ("POST", "/api/search"): lambda w, r: ("/api/search", {"files": {"probe": ("p.jpg", demo_bytes("obama_small.jpg"),
+                                                                                 "image/jpeg")},
+                                                          "data": {"gallery": "custody", "case_ref": "C1",
+                                                                   "reason": "test", "top": "3"}}),
+    ("GET", "/api/subjects/{subject_id}"): lambda w, r: (f"/api/subjects/{w['subject_id']}", {}),
+    ("GET", "/api/subjects/{subject_id}/image"): lambda w, r: (f"/api/subjects/{w['subject_id']}/image", {}),
+    ("DELETE", "/api/subjects/{subject_id}"): lambda w, r: (f"/api/subjects/{_erasable(w)}",
+                                                           {"json": {"reason": "erasure request"}}),
+    ("GET", "/api/deployments"): lambda w, r: ("/api/deployments", {}),
+    ("POST", "/api/deployments"): lambda w, r: ("/api/deployments", {"json": {
+        "name": unique("d"), "location": "x", "cameras": [{"camera": "c", "source": w["video"]}],
+        "watchlists": ["wanted"], "legal_basis": "b"}}),
+    ("GET", "/api/deployments/{dep_id}"): lambda w, r: (f"/api/deployments/{w['deployment_id']}", {}),
+    ("POST", "/api/deployments/{dep_id}/authorise"): lambda w, r: (
+        f"/api/deployments/{_deployment(w, authorised=False)}/authorise", {"json": {}}),
+    ("POST", "/api/deployments/{dep_id}/start"): lambda w, r: (f"/api/deployments/{_deployment(w)}/start",
+                                                              {"json": {"fast": True}}),
+    ("POST", "/api/deployments/{dep_id}/stop"): lambda w, r: (f"/api/deployments/{_started(w)}/stop", {}),
+    ("POST", "/api/deployments/{dep_id}/outcomes"): lambda w, r: (f"/api/deployments/{w['deployment_id']}/outcomes",
+                                                                 {"json": {"engagements": 1, "arrests": 0}}),
+    ("GET", "/api/alerts"): lambda w, r: ("/api/alerts", {}),
+    ("GET", "/api/alerts/stream"): lambda w, r: ("/api/alerts/stream?once=true&after_id=0", {}),
+    ("GET", "/api/alerts/{alert_id}/clip.avi"): lambda w, r: (f"/api/alerts/{w['alert_id']}/clip.avi", {}),
+    ("GET", "/api/alerts/{alert_id}/{which}.jpg"): lambda w, r: (f"/api/alerts/{w['alert_id']}/probe.jpg", {}),
+    ("POST", "/api/alerts/{alert_id}/decision"): lambda w, r: (f"/api/alerts/{w['alert_id']}/decision",
+                                                              {"json": {"decision": "confirmed", "outcome": "engaged"}}),
+    ("GET", "/api/audit"): lambda w, r: ("/api/audit?limit=5", {}),
+    ("GET", "/api/audit/verify"): lambda w, r: ("/api/audit/verify", {}),
+    ("GET", "/api/reports/deployments/{dep_id}"): lambda w, r: (f"/api/reports/deployments/{w['deployment_id']}", {}),
+    ("GET", "/api/reports/annual/{year}"): lambda w, r: ("/api/reports/annual/2026?format=csv", {}),
+    ("POST", "/api/retention/run"): lambda w, r: ("/api/retention/run", {}),
+    ("GET", "/api/users"): lambda w, r: ("/api/users", {}),
+    ("POST", "/api/users"): lambda w, r: ("/api/users", {"json": {"username": unique("u"), "role": "operator"}}),
+    ("POST", "/api/users/{username}/disable"): lambda w, r: (f"/api/users/{_user(w)}/disable", {}),
+    ("POST", "/api/tokens/{token_id}/revoke"): lambda w, r: (f"/api/tokens/{_token_id(w, r if r else 'admin')}/revoke",
+                                                            {}),
+}
+
+
+def _erasable(world):
+    name = _gallery(world)
+    r = world["client"].post(f"/api/galleries/{name}/enrol", files=image_file("biden.jpg"),
+                             data={"subject_name": "Joe Biden"}, headers=auth(world, "admin"))
+    assert r.status_code == 201, r.text
+    return r.json()["subject_id"]
+
+
+def _user(world):
+    name = unique("user")
+    world["client"].post("/api/users", json={"username": name, "role": "auditor"}, headers=auth(world, "admin"))
+    return name
+
+
+def test_every_route_has_a_case(world):
+    routes = {(m, p) for m, p, _ in api_routes(world["app"])} - PUBLIC
+    assert routes == set(CASES), f"missing: {routes - set(CASES)}; stale: {set(CASES) - routes}"
+
+
+def _matrix(app):
+    out = []
+    for method, path, route in api_routes(app):
+        if (method, path) in PUBLIC:
+            continue
+        for role in ROLES:
+            out.append((method, path, role))
+    return out
+
+
+def test_role_matrix(world):
+    client = world["client"]
+    failures = []
+    checked = 0
+    for method, path, route in sorted(api_routes(world["app"]), key=lambda x: (x[1], x[0])):
+        if (method, path) in PUBLIC:
+            continue
+        permission = route_permission(route)
+        for role in ROLES:
+            url, kwargs = CASES[(method, path)](world, role)
+            r = client.request(method, url, headers=auth(world, role), **kwargs)
+            expected_ok = permission is None or allowed(role, permission)
+            checked += 1
+            if expected_ok and not r.status_code < 300:
+                failures.append(f"{role} {method} {path} -> {r.status_code} {r.text[:160]}")
+            if not expected_ok and r.status_code != 403:
+                failures.append(f"{role} {method} {path} -> {r.status_code}, expected 403 ({permission})")
+        url, kwargs = CASES[(method, path)](world, None)
+        r = client.request(method, url, **kwargs)
+        if r.status_code != 401:
+            failures.append(f"anonymous {method} {path} -> {r.status_code}, expected 401")
+    world["app"].state.live.stop_all()
+    assert not failures, "\n".join(failures)
+    assert checked >= 40 * len(ROLES)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_me_reports_role_and_permissions(world, role):
+    data = world["client"].get("/api/me", headers=auth(world, role)).json()
+    assert data["role"] == role and all(allowed(role, p) for p in data["permissions"])
