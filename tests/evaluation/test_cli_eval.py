@@ -1,0 +1,26 @@
+"""The evaluation commands end to end (real models) on a tiny LFW-shaped folder."""
+
+import json
+
+from typer.testing import CliRunner
+
+from tests.engine.test_cli_engine import tiny_lfw  # noqa: F401  (fixture)
+from vigil.cli import app
+
+
+def _json(args):
+    result = CliRunner().invoke(app, args + ["--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_identification_and_fairness_json_contracts(home, tiny_lfw):  # noqa: F811
+    ident = _json(["eval", "identification", "--data", str(tiny_lfw), "--watchlist-size", "1", "--splits", "2",
+                   "--seed", "0"])
+    for key in ("fnir_at_fpir", "rank1", "threshold_at_fpir"):
+        assert key in json.dumps(ident)
+    again = _json(["eval", "identification", "--data", str(tiny_lfw), "--watchlist-size", "1", "--splits", "2",
+                   "--seed", "0"])
+    assert again == ident  # same seed, same data: the same JSON
+    fair = _json(["eval", "fairness", "--data", str(tiny_lfw), "--seed", "0", "--bootstrap", "50"])
+    assert "worst_to_best_fmr_ratio" in fair and "groups" in fair

@@ -1,0 +1,126 @@
+import json
+import math
+
+import numpy as np
+import pytest
+
+from tests.evaluation import make_data
+from vigil.evaluation.identification import (
+    OpenSet,
+    Searches,
+    candidates,
+    evaluate_identification,
+    make_split,
+    strip_private,
+)
+from vigil.evaluation.protocol import EvalData, quantise, rng_for, to_grid
+
+
+def phi(x: float) -> float:
+    return 0.5 * (1 + math.erf(x / math.sqrt(2)))
+
+
+def test_gaussian_scores_give_the_known_fnir_and_fpir():
+    rng = np.random.default_rng(0)
+    n = 200_000
+    mate = quantise(rng.normal(0.6, 0.1, n))
+    top = quantise(rng.normal(0.2, 0.1, n))
+    o = OpenSet(Searches(mate, np.ones(n, dtype=np.int64), top))
+    t = to_grid(0.5)
+    assert o.fnir(t) == pytest.approx(phi(-1.0), abs=0.004)  # mates below 0.5
+    assert o.fpir(t) == pytest.approx(1 - phi(3.0), abs=0.0005)  # non-mates at or above 0.5
+    # the threshold at FPIR 1e-2 is the 99th percentile of the non-mated top scores
+    assert o.threshold_at_fpir(0.01) / 1e5 == pytest.approx(0.2 + 2.3263 * 0.1, abs=0.005)
+
+
+def test_threshold_at_fpir_allows_exactly_floor_f_n_false_positives():
+    top = np.arange(10_000, dtype=np.int32)  # distinct scores 0..9999
+    o = OpenSet(Searches(np.array([9_995, 9_990, 5], dtype=np.int32), np.ones(3, dtype=np.int64), top))
+    t = o.threshold_at_fpir(0.001)
+    assert o.false_positives(t) == 10 and o.false_positives(t - 1) == 11
+    assert o.fnir(t) == pytest.approx(1 / 3)  # 9995 and 9990 alert at t = 9990, 5 does not
+
+
+def test_a_mate_not_at_rank_one_is_a_miss_and_ties_count_against_it():
+    # three people, one-hot templates; person 2's second image looks exactly like person 0
+    v = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0], [0, 1, 0], [1, 0, 0]], dtype=float)
+    person = np.array([0, 1, 2, 0, 1, 2])
+    d = EvalData(names=[f"{i}.jpg" for i in range(6)], person=person, people=["a", "b", "c"], vectors=v,
+                 found=np.ones(6, bool), gate_passed=np.array([1, 1, 1, 0, 0, 0], bool), gate_reasons=[[]] * 6)
+    split = make_split(d, d.images_of(), 3, rng_for(0, "t"))
+    assert sorted(split.enrol.tolist()) == [0, 1, 2]  # only gate-passing images are enrolled
+    from vigil.evaluation.identification import search
+
+    res = search(d, split)
+    by_probe = dict(zip(split.mated.tolist(), zip(res.mate_rank.tolist(), res.mate_score.tolist())))
+    assert by_probe[3] == (1, 100_000) and by_probe[4] == (1, 100_000)
+    # probe 5 scores 1.0 against person 0 and 0 against its own mate, tied with person 1: rank 3
+    assert by_probe[5] == (3, 0)
+    o = OpenSet(res)
+    assert o.fnir(to_grid(0.5)) == pytest.approx(1 / 3) and o.rank(1) == pytest.approx(2 / 3)
+    assert o.rank(2) == pytest.approx(2 / 3) and o.rank(3) == 1.0
+
+
+def test_tied_top_score_counts_against_the_mate():
+    v = np.array([[1, 0], [1, 0], [1, 0]], dtype=float)  # everyone identical
+    d = EvalData(names=["a", "b", "c"], person=np.array([0, 1, 0]), people=["x", "y"], vectors=v,
+                 found=np.ones(3, bool), gate_passed=np.array([1, 1, 0], bool), gate_reasons=[[]] * 3)
+    from vigil.evaluation.identification import search
+
+    res = search(d, make_split(d, d.images_of(), 2, rng_for(0, "t")))
+    assert res.mate_rank.tolist() == [2]
+
+
+def test_split_rules_and_filler_for_a_watchlist_larger_than_the_probed_people():
+    d = make_data(200, counts=(1, 2), seed=3)
+    images_of = d.images_of()
+    multi, single = candidates(d, images_of)
+    size = len(multi) + 20
+    split = make_split(d, images_of, size, rng_for(0, "x"))
+    assert split.probed_people == len(multi) and split.enrolled_never_probed == 20
+    on_list = set(split.watchlist.tolist())
+    assert not set(d.person[split.nonmated].tolist()) & on_list
+    assert set(d.person[split.mated].tolist()) <= on_list
+    assert not set(split.enrol.tolist()) & set(split.mated.tolist())
+    assert len(split.mated) + len(split.nonmated) + size + split.nonmated_without_template == d.n
+    res = strip_private(evaluate_identification(d, sizes=(size,), splits=2, show_progress=False))
+    assert "never probed" in res["by_watchlist_size"][str(size)]["note"]
+
+
+def test_fpir_below_three_over_n_is_not_reported():
+    d = make_data(300, seed=1)
+    res = strip_private(evaluate_identification(d, sizes=(50,), splits=2, show_progress=False))
+    r = res["by_watchlist_size"]["50"]
+    n = min(r["nonmated_searches_per_split"])
+    assert r["smallest_supportable_fpir"] == pytest.approx(3 / n, rel=1e-5)
+    assert r["fnir_at_fpir"]["0.001"] is None and r["threshold_at_fpir"]["0.001"] is None  # n < 3000
+    assert r["fnir_at_fpir"]["0.1"] is not None
+    assert not r["fpir_detail"]["0.001"]["supported"] and "non-mated" in r["fpir_detail"]["0.001"]["reason"]
+
+
+def test_well_separated_people_are_always_found():
+    d = make_data(150, noise=0.02, seed=2)
+    r = strip_private(evaluate_identification(d, sizes=(40,), splits=2, show_progress=False))["by_watchlist_size"]["40"]
+    assert r["rank1"] == 1.0 and r["fnir_at_fpir"]["0.1"] == 0.0
+
+
+def test_same_seed_same_json_and_another_seed_differs():
+    d = make_data(250, seed=4)
+
+    def run(seed):
+        return json.dumps(strip_private(evaluate_identification(d, sizes=(30, 60), seed=seed, splits=3,
+                                                                show_progress=False)), sort_keys=True)
+
+    assert run(7) == run(7)
+    assert run(7) != run(8)
+
+
+def test_tiny_float_noise_does_not_change_the_result():
+    d = make_data(250, seed=5)
+    noisy = make_data(250, seed=5)
+    noisy.vectors = noisy.vectors + np.random.default_rng(9).normal(size=noisy.vectors.shape) * 1e-12
+
+    def run(data):
+        return json.dumps(strip_private(evaluate_identification(data, sizes=(40,), splits=2, show_progress=False)))
+
+    assert run(d) == run(noisy)
