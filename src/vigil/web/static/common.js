@@ -1,0 +1,180 @@
+// Shared helpers for the console pages: calling the API, building DOM safely (text nodes,
+// never innerHTML with data), showing errors and announcements in the page's live regions.
+
+export const perms = new Set((document.body.dataset.perms || "").split(" ").filter(Boolean));
+export const can = (permission) => perms.has(permission);
+export const main = document.getElementById("main");
+
+export class ApiError extends Error {
+  constructor(message, status, body) {
+    super(message);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+/** Build an element: h("a", {href: "/x", class: "y"}, "text", child). Strings become text nodes. */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "class") el.className = value;
+    else if (key === "text") el.textContent = value;
+    else if (key.startsWith("on") && typeof value === "function") el.addEventListener(key.slice(2), value);
+    else if (key === "dataset") Object.assign(el.dataset, value);
+    else if (value === true) el.setAttribute(key, "");
+    else el.setAttribute(key, String(value));
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+/** Replace an element's content. */
+export function fill(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+function detailText(body, status) {
+  const detail = body && typeof body === "object" ? body.detail : null;
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) {
+    // FastAPI validation errors: [{loc: ["body", "name"], msg: "..."}]
+    return detail.map((d) => `${(d.loc || []).filter((p) => p !== "body").join(".") || "request"}: ${d.msg}`).join("; ");
+  }
+  if (typeof body === "string" && body.length < 300) return body || `request failed (${status})`;
+  return `request failed (HTTP ${status})`;
+}
+
+/**
+ * Call the API (same origin; the HttpOnly session cookie goes with it).
+ * options: method, json (a body sent as JSON), form (FormData or URLSearchParams),
+ * redirectOn401 (default true: an expired session goes back to the login page).
+ */
+export async function api(path, { method = "GET", json, form, redirectOn401 = true } = {}) {
+  const init = { method, headers: { Accept: "application/json" }, credentials: "same-origin", cache: "no-store" };
+  if (json !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(json);
+  } else if (form !== undefined) {
+    init.body = form;
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (err) {
+    throw new ApiError("the server cannot be reached; check the connection and try again", 0);
+  }
+  const type = response.headers.get("content-type") || "";
+  const body = type.includes("json") ? await response.json().catch(() => null) : await response.text();
+  if (response.status === 401 && redirectOn401) {
+    location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
+    throw new ApiError("your session has ended: log in again", 401, body);
+  }
+  if (!response.ok) throw new ApiError(detailText(body, response.status), response.status, body);
+  return body;
+}
+
+const errors = document.getElementById("errors");
+const status = document.getElementById("status");
+
+/** Show an error in the page's alert region (announced at once by screen readers). */
+export function showError(err, context = "") {
+  const message = err instanceof Error ? err.message : String(err);
+  const prefix = err && err.status === 403 ? "Not allowed: " : "";
+  fill(errors, h("p", {}, context ? `${context}: ${prefix}${message}` : `${prefix}${message}`));
+  errors.scrollIntoView({ block: "nearest" });
+}
+
+export function clearErrors() {
+  errors.replaceChildren();
+}
+
+/** Say something politely to screen-reader users (e.g. "saved"). */
+export function announce(text) {
+  status.textContent = "";
+  window.setTimeout(() => { status.textContent = text; }, 50);
+}
+
+/** Run an action from a form or button: disables the button meanwhile, shows errors. */
+export async function busy(button, action, context = "") {
+  const wasDisabled = button ? button.disabled : false;
+  if (button) {
+    button.disabled = true;
+    button.setAttribute("aria-busy", "true");
+  }
+  clearErrors();
+  try {
+    return await action();
+  } catch (err) {
+    showError(err, context);
+    return undefined;
+  } finally {
+    if (button) {
+      button.disabled = wasDisabled;
+      button.removeAttribute("aria-busy");
+    }
+  }
+}
+
+/** Handle a form's submit with an async function; the submit button is disabled while it runs. */
+export function onSubmit(form, handler, context = "") {
+  if (!form) return;
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const button = event.submitter || form.querySelector("[type=submit]");
+    busy(button, () => handler(new FormData(form), form), context);
+  });
+}
+
+export function time(iso) {
+  if (!iso) return "–";
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return iso;
+  return h("time", { datetime: iso, title: iso }, date.toLocaleString());
+}
+
+export function score(value) {
+  return typeof value === "number" ? value.toFixed(3) : "–";
+}
+
+/** A false match rate as words: "about 1 in 6.8 million". */
+export function oneIn(rate) {
+  if (typeof rate !== "number" || !(rate > 0)) return "–";
+  const n = 1 / rate;
+  if (n >= 1e6) return `about 1 in ${(n / 1e6).toFixed(1)} million`;
+  if (n >= 1e4) return `about 1 in ${Math.round(n / 1e3)} thousand`;
+  return `about 1 in ${Math.round(n).toLocaleString()}`;
+}
+
+const STATUS_CLASS = {
+  active: "badge-ok", authorised: "badge-ok", running: "badge-info", ended: "badge", draft: "badge-warn",
+  expired: "badge-bad", refused: "badge-bad", confirmed: "badge-ok", false_alert: "badge-bad", unverified: "badge-warn",
+};
+
+export function badge(text, cls) {
+  return h("span", { class: `badge ${cls || STATUS_CLASS[text] || ""}` }, String(text).replace(/_/g, " "));
+}
+
+export function facts(pairs) {
+  return h("dl", { class: "facts" }, pairs.filter(Boolean).map(([term, value]) => [h("dt", {}, term), h("dd", {}, value ?? "–")]));
+}
+
+/** datetime-local value (local time) -> ISO string in UTC, or null. */
+export function localToIso(value) {
+  if (!value) return null;
+  const date = new Date(value);
+  return Number.isNaN(date.getTime()) ? null : date.toISOString();
+}
+
+export function emptyRow(tbody, columns, text) {
+  fill(tbody, h("tr", {}, h("td", { colspan: columns, class: "empty" }, text)));
+}

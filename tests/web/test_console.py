@@ -1,0 +1,453 @@
+"""The operator console: page routes (TestClient, no browser) and the end-to-end flow in
+Chromium (Playwright), with an axe-core accessibility check and a screenshot of every page."""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from tests.web.conftest import PASSWORDS, login, login_as
+
+PAGES = ["/", "/alerts", "/deployments", "/deployments/1", "/watchlists", "/watchlists/x", "/galleries",
+         "/galleries/y", "/search", "/audit", "/reports"]
+NAV_LABELS = {"Live alerts": "/alerts", "Deployments": "/deployments", "Watchlists": "/watchlists",
+              "Galleries": "/galleries", "Retrospective search": "/search", "Audit trail": "/audit",
+              "Reports": "/reports"}
+EXPECTED_NAV = {
+    "admin": set(NAV_LABELS),
+    "supervisor": {"Live alerts", "Deployments", "Watchlists", "Galleries", "Audit trail", "Reports"},
+    "operator": {"Live alerts", "Deployments", "Watchlists", "Galleries"},
+    "investigator": {"Watchlists", "Galleries", "Retrospective search"},
+    "auditor": {"Deployments", "Audit trail", "Reports"},
+}
+WEB = Path(__file__).resolve().parents[2] / "src" / "vigil" / "web"
+
+
+def nav_links(html: str) -> set[str]:
+    nav = re.search(r'<nav class="site-nav" aria-label="Main">(.*?)</nav>', html, re.S)
+    assert nav, "no main navigation"
+    labels = set(re.findall(r">([^<>]+)</a>", nav.group(1)))
+    return labels - {"Home"}
+
+
+# -- page routes, no browser ---------------------------------------------------------------
+def test_login_page_renders(client):
+    r = client.get("/login")
+    assert r.status_code == 200
+    html = r.text
+    assert '<html lang="en">' in html
+    assert "<title>Log in – Vigil</title>" in html
+    assert '<label for="username">' in html and '<label for="password">' in html
+    assert 'id="errors"' in html and 'role="alert"' in html
+    assert "script-src 'self'" in r.headers["content-security-policy"]
+    assert r.headers["cache-control"] == "no-store"
+    assert "site-nav" not in html  # no navigation before logging in
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_pages_redirect_to_login_without_session(client, path):
+    r = client.get(path, follow_redirects=False)
+    assert r.status_code == 303
+    assert r.headers["location"].startswith("/login?next=")
+    assert client.get(r.headers["location"]).status_code == 200
+
+
+def test_invalid_session_cookie_redirects(client):
+    client.cookies.set("vigil_session", "not-a-token")
+    r = client.get("/alerts", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login?next=%2Falerts"
+
+
+def test_login_next_is_kept_and_only_local(client):
+    assert 'data-next="/audit?action=alert."' in client.get("/login", params={"next": "/audit?action=alert."}).text
+    for bad in ("//evil.example/x", "https://evil.example/", "/\\evil", "/api/token"):
+        assert 'data-next="/"' in client.get("/login", params={"next": bad}).text
+
+
+def test_login_page_redirects_when_logged_in(client, console_app):
+    login_as(client, console_app, "operator")
+    r = client.get("/login", params={"next": "/alerts"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/alerts"
+
+
+def test_logout_clears_the_session(client, console_app):
+    login_as(client, console_app, "operator")
+    assert client.get("/alerts", follow_redirects=False).status_code == 200
+    r = client.post("/logout", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login"
+    assert 'vigil_session=""' in r.headers["set-cookie"] or "Max-Age=0" in r.headers["set-cookie"]
+    client.cookies.clear()
+    assert client.get("/alerts", follow_redirects=False).status_code == 303
+
+
+@pytest.mark.parametrize("role", sorted(EXPECTED_NAV))
+def test_navigation_shows_only_what_the_role_may_do(client, console_app, role):
+    login_as(client, console_app, role)
+    html = client.get("/").text
+    assert nav_links(html) == EXPECTED_NAV[role]
+    assert f"({role})" in html
+    for label, path in NAV_LABELS.items():
+        status = client.get(path, follow_redirects=False).status_code
+        assert status == (200 if label in EXPECTED_NAV[role] else 403), (role, path, status)
+
+
+def test_forbidden_page_explains(client, console_app):
+    login_as(client, console_app, "auditor")
+    r = client.get("/alerts")
+    assert r.status_code == 403
+    assert "alert.view" in r.text and "Not allowed" in r.text
+    assert '<main id="main"' in r.text
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_has_layout_landmarks(client, console_app, path):
+    login_as(client, console_app, "admin")
+    r = client.get(path)
+    assert r.status_code == 200
+    html = r.text
+    assert '<html lang="en">' in html
+    assert re.search(r"<title>[^<]+ – Vigil</title>", html)
+    for needle in ('<header class="site-header">', '<nav class="site-nav" aria-label="Main">', '<main id="main"',
+                   "<h1>", "<footer", 'class="skip-link" href="#main"', 'role="status"', 'role="alert"'):
+        assert needle in html, (path, needle)
+    assert html.count('aria-current="page"') == 1
+    # every visible form control in the shell has a label
+    for control_id in re.findall(r'<(?:input|select|textarea)[^>]*\sid="([^"]+)"', html):
+        assert f'for="{control_id}"' in html, (path, control_id)
+    scripts = re.findall(r'<script[^>]*src="([^"]+)"', html)
+    assert all(s.startswith("/static/") for s in scripts)
+    assert "<script>" not in html and " onclick=" not in html and " style=" not in html
+
+
+def test_buttons_follow_permissions(client, console_app):
+    login_as(client, console_app, "operator")
+    page = client.get("/watchlists/x").text
+    assert 'id="enrol-form"' not in page and 'id="authorise-form"' not in page and 'id="delete-form"' not in page
+    assert 'id="create-form"' not in client.get("/watchlists").text
+    assert 'id="create-form"' in client.get("/deployments").text
+    assert 'id="dep-trial"' not in client.get("/deployments").text
+    client.cookies.clear()
+
+    login_as(client, console_app, "investigator")
+    page = client.get("/watchlists/x").text
+    assert 'id="enrol-form"' in page and 'id="delete-form"' in page and 'id="authorise-form"' not in page
+    assert 'id="enrol-form"' in client.get("/galleries/y").text
+    client.cookies.clear()
+
+    login_as(client, console_app, "supervisor")
+    page = client.get("/watchlists/x").text
+    assert 'id="authorise-form"' in page and 'id="expire-form"' in page
+    assert 'id="enrol-form"' not in client.get("/galleries/y").text  # galleries are the investigators'
+    assert 'id="dep-trial"' in client.get("/deployments").text
+    client.cookies.clear()
+
+    login_as(client, console_app, "auditor")
+    assert 'id="create-form"' not in client.get("/deployments").text
+    assert "/api/reports/deployments/3?format=csv" in client.get("/deployments/3").text
+
+
+def test_static_assets_are_local(client):
+    for name in ("app.css", "common.js", "alerts.js", "logo.svg"):
+        r = client.get(f"/static/{name}")
+        assert r.status_code == 200, name
+    assert "javascript" in client.get("/static/alerts.js").headers["content-type"]
+    remote = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//"""
+                        r"""|url\(\s*["']?(?:https?:)?//|from\s+["'](?:https?:)?//""")
+    for path in list((WEB / "templates").glob("*.html")) + list((WEB / "static").glob("*")):
+        assert not remote.search(path.read_text()), f"{path.name} loads something from another site"
+
+
+def test_api_errors_are_json_with_detail(client, console_app):
+    """The console shows ``detail`` from API errors; check the shape it relies on."""
+    login_as(client, console_app, "operator")
+    r = client.post("/api/watchlists/x/authorise", json={"note": ""})
+    assert r.status_code == 403 and isinstance(r.json()["detail"], str)
+    r = client.post("/api/token", data={"username": "operator", "password": "wrong-password"})
+    assert r.status_code == 401 and r.json()["detail"]
+    login(client, "auditor", PASSWORDS["auditor"])
+    assert client.get("/api/me").json()["role"] == "auditor"
+
+
+# -- the browser flow ----------------------------------------------------------------------
+def make_demo_video(path: Path, engine) -> Path:
+    """4 s at 10 fps, 640x480: a different photo of the enrolled person (face ~100 px wide)
+    pasted on a plain background, moving slightly each frame."""
+    import cv2
+    import numpy as np
+
+    data = (resources.files("vigil") / "demo_data" / "obama_speech.jpg").read_bytes()
+    photo = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    x, y, w, h = engine.primary(photo, name="obama_speech.jpg").face.box_list()[:4]
+    scale = 100.0 / w
+    small = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    cx, cy = int((x + w / 2) * scale), int((y + h / 2) * scale)
+    x0, y0 = max(0, cx - 130), max(0, cy - 130)
+    patch = small[y0:y0 + 300, x0:x0 + 260]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (640, 480))
+    for i in range(40):
+        frame = np.full((480, 640, 3), (190, 200, 205), np.uint8)
+        ox, oy = 160 + 2 * i, 60 + i
+        frame[oy:oy + patch.shape[0], ox:ox + patch.shape[1]] = patch
+        writer.write(frame)
+    writer.release()
+    assert path.stat().st_size > 1000
+    return path
+
+
+def demo_file(name: str, tmp_path: Path) -> Path:
+    target = tmp_path / name
+    target.write_bytes((resources.files("vigil") / "demo_data" / name).read_bytes())
+    return target
+
+
+def new_page(browser, server, problems: list):
+    context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.on("console", lambda msg: problems.append(f"{page.url}: {msg.text}")
+            if "Content Security Policy" in msg.text else None)
+    return context, page
+
+
+def browser_login(page, username: str, password: str) -> None:
+    page.goto("/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(re.compile(r".*/$"))
+
+
+@pytest.mark.browser
+def test_console_end_to_end(browser, live_server, check_page, tmp_path):
+    from playwright.sync_api import expect
+
+    server = live_server
+    first = server.app.state.vigil.store.first_run
+    video = make_demo_video(tmp_path / "camera-1.mp4", server.app.state.vigil.engine(None))
+    problems: list[str] = []
+    context, page = new_page(browser, server, problems)
+
+    # Log in (a wrong password first: the error is shown in the alert region).
+    page.goto("/")
+    page.wait_for_url(re.compile(r".*/login\?next=%2F$"))
+    check_page(page, "01-login")
+    page.get_by_label("Username").fill(first["admin"])
+    page.get_by_label("Password").fill("not-the-password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("#errors")).to_contain_text("Log in failed")
+    page.get_by_label("Password").fill(first["password"])
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(re.compile(r".*/$"))
+    expect(page.get_by_role("navigation", name="Main")).to_contain_text("Audit trail")
+    check_page(page, "02-home")
+    page.keyboard.press("Tab")  # keyboard users reach the skip link first
+    assert page.evaluate("document.activeElement.className") == "skip-link"
+
+    # Create a watchlist.
+    page.get_by_role("link", name="Watchlists").first.click()
+    expect(page.locator("#collections-table")).to_contain_text("No watchlists yet")
+    page.get_by_label("Name").fill("Demo watchlist")
+    page.get_by_label("Purpose").fill("Locate wanted offenders at the demo event")
+    page.get_by_label("Legal basis").fill("Common law policing powers; DPA 2018 s.35")
+    page.get_by_label("Category").select_option("wanted")
+    check_page(page, "03-watchlists")
+    page.get_by_role("button", name="Create watchlist").click()
+    page.wait_for_url(re.compile(r".*/watchlists/Demo%20watchlist$"))
+    expect(page.locator("#summary")).to_contain_text("not authorised")
+
+    # Enrol, with the quality feedback shown before saving.
+    page.get_by_label("Photograph").set_input_files(str(demo_file("obama.jpg", tmp_path)))
+    expect(page.locator("#quality-verdict")).to_contain_text("Good enough to enrol")
+    expect(page.locator("#quality")).to_contain_text("Quality score")
+    page.get_by_label("Subject name").fill("Barack Obama")
+    page.get_by_label("Reference (e.g. custody or case number)").fill("DEMO-1")
+    check_page(page, "04-enrol-quality-check")
+    page.get_by_role("button", name="Enrol", exact=True).click()
+    expect(page.locator("#subjects-table")).to_contain_text("Barack Obama")
+    expect(page.locator("#quality")).to_contain_text("enrolled")
+
+    # Authorise it (the first user is an admin, who may).
+    page.get_by_label("Authorisation note").fill("Necessary and proportionate for the demo event")
+    page.get_by_role("button", name="Authorise watchlist").click()
+    expect(page.locator("#summary")).to_contain_text(f"by {first['admin']}")
+    check_page(page, "05-watchlist")
+
+    # Create the demo deployment with the video as its camera, and authorise it.
+    page.get_by_role("link", name="Deployments").first.click()
+    expect(page.locator("#deployments-table")).to_contain_text("No deployments yet")
+    page.get_by_label("Name", exact=True).fill("Demo deployment")
+    page.get_by_label("Location").fill("Demo square")
+    page.get_by_label("Legal basis").fill("Common law policing powers")
+    page.get_by_label("Purpose").fill("Demonstration")
+    page.get_by_label("Demo watchlist").check()
+    page.get_by_label("Camera 1 source").fill(str(video))
+    page.get_by_label("Accepted false alert rate per face").fill("0.001")
+    check_page(page, "06-deployments")
+    page.get_by_role("button", name="Create deployment").click()
+    page.wait_for_url(re.compile(r".*/deployments/\d+$"))
+    dep_id = page.url.rsplit("/", 1)[1]
+    expect(page.locator("#status-badge")).to_contain_text("draft")
+    page.get_by_label("Authorisation note").fill("Authorised for the demo")
+    page.get_by_role("button", name="Authorise deployment").click()
+    expect(page.get_by_role("button", name="Start deployment")).to_be_visible()
+    check_page(page, "07-deployment-authorised")
+
+    # The operator's screen: the live alert queue, open before the deployment starts.
+    alerts = context.new_page()
+    alerts.set_default_timeout(20_000)
+    alerts.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    alerts.goto("/alerts")
+    expect(alerts.locator("#connection")).to_have_attribute("data-state", "live")
+    expect(alerts.locator("#queue-empty")).to_be_visible()
+    alerts.evaluate("window.__notReloaded = true")
+    check_page(alerts, "08-alerts-waiting")
+
+    # Start it at real time; the running status shows the camera.
+    page.get_by_role("button", name="Start deployment").click()
+    expect(page.locator("#cameras-table")).to_contain_text("camera-1")
+    check_page(page, "09-deployment-running")
+
+    # The alert arrives without reloading (Server-Sent Events).
+    card = alerts.locator(".alert-card").first
+    expect(card).to_contain_text("Barack Obama", timeout=30_000)
+    assert alerts.evaluate("window.__notReloaded === true"), "the alerts page was reloaded"
+    expect(alerts.locator("#alert-announcer")).to_contain_text("New alert")
+    expect(card.get_by_role("img", name="Face seen by camera camera-1")).to_be_visible()
+    expect(card.get_by_role("img", name="Watchlist image of Barack Obama")).to_be_visible()
+    expect(alerts.locator(".human-decides")).to_contain_text("not an identification")
+    check_page(alerts, "10-alert-arrived")
+
+    # Adjudicate: confirmed, engaged.
+    card.get_by_label("Confirmed: the same person").check()
+    card.get_by_label("Outcome").select_option("engaged")
+    card.get_by_label("Notes").fill("Compared at the scene; spoke to the person.")
+    card.get_by_role("button", name="Record decision").click()
+    expect(card.locator(".decision-summary")).to_contain_text("confirmed")
+    expect(card.locator(".decision-summary")).to_contain_text("engaged")
+    check_page(alerts, "11-alert-decided")
+
+    # The deployment ends with the video; its record counts the confirmed alert.
+    expect(page.locator("#status-badge")).to_contain_text("ended", timeout=30_000)
+    expect(page.locator("#record")).to_contain_text("Confirmed alerts")
+    record = page.locator("#record dl").inner_text()
+    assert re.search(r"Confirmed alerts\s+1", record), record
+    check_page(page, "12-deployment-ended")
+
+    # Retrospective search against the watchlist: candidates as a grid, with the warning.
+    page.get_by_role("link", name="Retrospective search").click()
+    page.get_by_label("Probe image or video").set_input_files(str(demo_file("obama_speech.jpg", tmp_path)))
+    page.get_by_label("Search in").select_option("watchlist:Demo watchlist")
+    page.get_by_label("Case reference").fill("CASE-2024-001")
+    page.get_by_label("Reason for this search").fill("Identify the person in the footage for the demo case")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator(".candidate").first).to_contain_text("Barack Obama")
+    expect(page.locator("#results-section")).to_contain_text("leads for review, not identifications")
+    check_page(page, "13-search-results")
+
+    # Galleries page (empty) and the transparency report with its charts.
+    page.get_by_role("link", name="Galleries").click()
+    expect(page.locator("#collections-table")).to_contain_text("No galleries yet")
+    check_page(page, "14-galleries")
+    page.get_by_role("link", name="Reports").click()
+    expect(page.locator("#charts img")).to_have_count(1)
+    expect(page.locator("#deployments")).to_contain_text("Demo deployment")
+    check_page(page, "15-reports")
+    context.close()
+
+    # The auditor finds the decision in the audit view; the chain verifies.
+    context, page = new_page(browser, server, problems)
+    browser_login(page, "auditor", PASSWORDS["auditor"])
+    nav = page.get_by_role("navigation", name="Main")
+    expect(nav).to_contain_text("Audit trail")
+    expect(nav).not_to_contain_text("Live alerts")
+    expect(nav).not_to_contain_text("Watchlists")
+    check_page(page, "16-home-auditor")
+    nav.get_by_role("link", name="Audit trail").click()
+    expect(page.locator("#verify-result")).to_contain_text("Chain intact")
+    page.get_by_label("Action starts with").fill("alert.decided")
+    page.get_by_role("button", name="Apply filters").click()
+    row = page.locator("#audit-table tbody tr[data-action='alert.decided']")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("decision: confirmed")
+    expect(row).to_contain_text("outcome: engaged")
+    expect(row).to_contain_text(first["admin"])
+    expect(page.locator("#older")).to_be_hidden()
+    check_page(page, "17-audit")
+    page.goto(f"/deployments/{dep_id}")
+    expect(page.locator("#status-badge")).to_contain_text("ended")
+    expect(page.locator("#actions")).to_contain_text("No actions for your role")
+    check_page(page, "18-deployment-auditor")
+    context.close()
+
+    assert not problems, problems
+
+
+def small_copy(name: str, tmp_path: Path, factor: float) -> Path:
+    """A shrunken copy of a demo photo: its face is then too small to enrol."""
+    import cv2
+    import numpy as np
+
+    data = (resources.files("vigil") / "demo_data" / name).read_bytes()
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    small = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+    target = tmp_path / f"small-{name}"
+    cv2.imwrite(str(target), small)
+    return target
+
+
+@pytest.mark.browser
+def test_collections_managed_in_browser(browser, live_server, check_page, tmp_path):
+    """An investigator: a gallery with a refused photo (quality shown, Enrol stays off), an
+    enrolment, deletion with a reason; a watchlist expired."""
+    from playwright.sync_api import expect
+
+    problems: list[str] = []
+    context, page = new_page(browser, live_server, problems)
+    page.on("dialog", lambda dialog: dialog.accept())
+    browser_login(page, "investigator", PASSWORDS["investigator"])
+    nav = page.get_by_role("navigation", name="Main")
+    expect(nav).to_contain_text("Retrospective search")
+    expect(nav).not_to_contain_text("Live alerts")
+    expect(nav).not_to_contain_text("Audit trail")
+
+    nav.get_by_role("link", name="Galleries").click()
+    page.get_by_label("Name").fill("Custody images")
+    page.get_by_label("Purpose").fill("Reference images for retrospective search")
+    page.get_by_role("button", name="Create gallery").click()
+    page.wait_for_url(re.compile(r".*/galleries/Custody%20images$"))
+
+    page.get_by_label("Photograph").set_input_files(str(small_copy("obama.jpg", tmp_path, 0.2)))
+    expect(page.locator("#quality")).to_contain_text("Not good enough to enrol")
+    expect(page.locator("#quality .reasons li").first).to_be_visible()
+    expect(page.get_by_role("button", name="Enrol", exact=True)).to_be_disabled()
+    check_page(page, "19-enrol-refused")
+
+    page.get_by_label("Photograph").set_input_files(str(demo_file("biden.jpg", tmp_path)))
+    expect(page.locator("#quality-verdict")).to_contain_text("Good enough to enrol")
+    page.get_by_label("Subject name").fill("Joe Biden")
+    page.get_by_role("button", name="Enrol", exact=True).click()
+    expect(page.locator("#subjects-table")).to_contain_text("Joe Biden")
+    expect(page.get_by_role("img", name="Enrolled face of Joe Biden")).to_be_visible()
+    check_page(page, "20-gallery")
+
+    page.get_by_role("button", name="Delete gallery").click()  # no reason yet: refused in the page
+    expect(page.locator("#errors")).to_contain_text("give a reason for deleting")
+    page.get_by_label("Reason for deleting").fill("Test gallery no longer needed")
+    page.get_by_role("button", name="Delete gallery").click()
+    page.wait_for_url(re.compile(r".*/galleries$"))
+    expect(page.locator("#collections-table")).not_to_contain_text("Custody images")
+
+    nav.get_by_role("link", name="Watchlists").click()
+    page.get_by_label("Name").fill("Short-lived list")
+    page.get_by_label("Purpose").fill("A watchlist to expire")
+    page.get_by_role("button", name="Create watchlist").click()
+    page.wait_for_url(re.compile(r".*/watchlists/Short-lived%20list$"))
+    page.get_by_role("button", name="Expire now").click()
+    expect(page.locator("#status-badge")).to_contain_text("expired")
+    expect(page.locator("#status")).to_contain_text("expired")
+    context.close()
+    assert not problems, problems
