@@ -1,0 +1,50 @@
+"""Helpers every CLI command shares: settings, output (human or --json), errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Callable
+
+import typer
+from rich.console import Console
+
+from vigil.config import Settings, get_settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON instead of text.")
+PackOpt = typer.Option(None, "--pack", help="Model pack: sface (default), dlib, fusion or custom.")
+
+
+def settings() -> Settings:
+    return get_settings()
+
+
+def to_jsonable(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and value != value:  # NaN is not JSON
+        return None
+    return value
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(to_jsonable(data), default=str) + "\n")
+    sys.stdout.flush()
+
+
+def emit(data: Any, as_json: bool, human: Callable[[Any], None] | None = None) -> None:
+    if as_json or human is None:
+        print_json(data)
+    else:
+        human(data)

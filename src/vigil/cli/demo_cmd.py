@@ -1,0 +1,50 @@
+"""``vigil demo``: the whole product on embedded defaults, from images shipped in the package."""
+
+from __future__ import annotations
+
+import typer
+
+from vigil.cli.common import JsonOpt, console, emit, settings
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(demo)
+
+
+def demo(
+    serve: bool = typer.Option(True, "--serve/--no-serve", help="End by serving the console (default) or exit."),
+    port: int = typer.Option(8765, "--port"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Verify and identify, search a gallery, run a live deployment, then serve the console."""
+    from vigil.demo import run_demo
+
+    s = settings()
+    if not as_json:
+        console.print(f"[bold]Vigil demo[/] in {s.home}")
+    result = run_demo(s, show_progress=not as_json)
+
+    def human(r):
+        console.print("[bold]1. Verification[/] (SFace, threshold at a false match rate of 1 in 10,000)")
+        for v in r["engine"]["verifications"]:
+            console.print(f"   {v['a']} vs {v['b']}: score {v['score']:.3f} -> {'MATCH' if v['match'] else 'no match'}")
+        console.print(f"[bold]2. Retrospective search[/] {r['retrospective']['search_id']} (case DEMO-001)")
+        for f in r["retrospective"]["faces"]:
+            console.print(f"   face at {f['box']}: top candidate {f['top']} (score {f['score']:.3f}, "
+                          f"FMR {f['fmr']:.1e}) - a lead for a person to review")
+        live = r["live"]
+        console.print(f"[bold]3. Live deployment[/] {live['deployment_id']} on {live['video']}: {live['frames']} frames, "
+                      f"{live['faces_seen']} faces compared, {len(live['alerts'])} alert(s); every other face discarded")
+        login = r["login"]
+        console.print(f"[bold]4. Console login[/]: user [bold]{login['username']}[/] "
+                      + (f"password [bold]{login['password']}[/] ({login['note']})" if login["password"]
+                         else f"({login['note']})"))
+
+    emit(result, as_json, human)
+    if serve:
+        import uvicorn
+
+        from vigil.api.app import create_app
+
+        console.print(f"Console: [bold]http://127.0.0.1:{port}/[/]  (Ctrl-C to stop)")
+        uvicorn.run(create_app(s), host="127.0.0.1", port=port, log_level="warning", access_log=False)

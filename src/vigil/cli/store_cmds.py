@@ -1,0 +1,334 @@
+"""Store commands: init, galleries, watchlists, enrolment, search, subjects."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from vigil.cli.common import JsonOpt, PackOpt, console, emit, settings
+from vigil.cli.common_ctx import ctx
+from vigil.errors import VigilError
+
+gallery_app = typer.Typer(help="Reference galleries for retrospective search.", no_args_is_help=True)
+watchlist_app = typer.Typer(help="Watchlists for live deployments.", no_args_is_help=True)
+subject_app = typer.Typer(help="Enrolled subjects: show, erase, export.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(init)
+    app.command()(enroll)
+    app.command()(search)
+    app.add_typer(gallery_app, name="gallery")
+    app.add_typer(watchlist_app, name="watchlist")
+    app.add_typer(subject_app, name="subject")
+
+
+def init(as_json: bool = JsonOpt) -> None:
+    """Create keys (mode 0600), the database and the first admin (password printed once)."""
+    from vigil.services import get_vigil
+
+    vigil = get_vigil(settings())
+    first = getattr(vigil.store, "first_run", None)
+    data = {"home": str(vigil.store.home), "initialised_now": bool(first),
+            "admin": first["admin"] if first else None, "password": first["password"] if first else None}
+    emit(data, as_json, lambda d: console.print(
+        f"Data directory {d['home']} " + ("initialised (the admin password was printed above, once)."
+                                          if d["initialised_now"] else "was already initialised.")))
+
+
+# ----------------------------------------------------------------------------- collections
+def _create(kind: str, name: str, pack: str | None, purpose: str, legal_basis: str, expires: str | None,
+            category: str, as_json: bool) -> None:
+    from vigil.store.collections import create_collection, describe
+    from vigil.timeutil import parse_when
+
+    vigil, actor = ctx()
+    engine = vigil.engine(pack)
+    with vigil.store.session() as session:
+        coll = create_collection(session, vigil.store.audit, actor, kind, name, pack=engine.pack.name,
+                                 model_id=engine.model_id, purpose=purpose, legal_basis=legal_basis,
+                                 category=category, expires_at=parse_when(expires) if expires else None)
+        data = describe(session, coll)
+    emit(data, as_json, lambda d: console.print(f"Created {kind} {d['name']!r} (id {d['id']}, {d['model_id']})"))
+
+
+def _list(kind: str, as_json: bool) -> None:
+    from vigil.store.collections import list_collections
+
+    vigil, actor = ctx()
+    with vigil.store.session() as session:
+        rows = list_collections(session, actor, kind)
+
+    def human(rs):
+        table = Table(title=f"{kind.title()}s")
+        for col in ("id", "name", "pack", "subjects", "status", "authorised by", "expires"):
+            table.add_column(col)
+        for r in rs:
+            table.add_row(str(r["id"]), r["name"], r["pack"], str(r["subjects"]), r["status"],
+                          r["authorised_by"] or "-", r["expires_at"] or "-")
+        console.print(table)
+
+    emit(rows, as_json, human)
+
+
+def _show(kind: str, name: str, as_json: bool) -> None:
+    from vigil.governance.permissions import require
+    from vigil.store.collections import describe, get_collection
+
+    vigil, actor = ctx()
+    require(actor, "collection.view")
+    with vigil.store.session() as session:
+        data = describe(session, get_collection(session, kind, name))
+    emit(data, as_json, lambda d: console.print_json(json.dumps(d)))
+
+
+def _delete(kind: str, name: str, reason: str, as_json: bool) -> None:
+    from vigil.store.collections import delete_collection, get_collection
+
+    vigil, actor = ctx()
+    with vigil.store.session() as session:
+        coll = get_collection(session, kind, name)
+        cid = coll.id
+        summary = delete_collection(vigil.store, session, actor, coll, reason)
+    vigil.indexes.drop(cid)
+    emit(summary, as_json, lambda d: console.print(
+        f"Deleted {kind} {d['name']!r}: {d['subjects_erased']} subjects erased, "
+        f"{d['subjects_kept_elsewhere']} kept (enrolled elsewhere too)"))
+
+
+@gallery_app.command("create")
+def gallery_create(name: str, pack: str = PackOpt, purpose: str = typer.Option("", "--purpose"),
+                   legal_basis: str = typer.Option("", "--legal-basis"), as_json: bool = JsonOpt) -> None:
+    """Create a gallery (its pack decides the templates it keeps)."""
+    _create("gallery", name, pack, purpose, legal_basis, None, "reference", as_json)
+
+
+@gallery_app.command("list")
+def gallery_list(as_json: bool = JsonOpt) -> None:
+    _list("gallery", as_json)
+
+
+@gallery_app.command("show")
+def gallery_show(name: str, as_json: bool = JsonOpt) -> None:
+    _show("gallery", name, as_json)
+
+
+@gallery_app.command("delete")
+def gallery_delete(name: str, reason: str = typer.Option(..., "--reason"), as_json: bool = JsonOpt) -> None:
+    """Delete a gallery and erase the subjects enrolled only in it."""
+    _delete("gallery", name, reason, as_json)
+
+
+@watchlist_app.command("create")
+def watchlist_create(
+    name: str, pack: str = PackOpt, purpose: str = typer.Option(..., "--purpose"),
+    legal_basis: str = typer.Option("", "--legal-basis"),
+    expires: str = typer.Option(None, "--expires", help="Expiry date (YYYY-MM-DD)."),
+    category: str = typer.Option("wanted", "--category", help="Default category of its subjects."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Create a watchlist for live deployments (needs authorising before use)."""
+    _create("watchlist", name, pack, purpose, legal_basis, expires, category, as_json)
+
+
+@watchlist_app.command("list")
+def watchlist_list(as_json: bool = JsonOpt) -> None:
+    _list("watchlist", as_json)
+
+
+@watchlist_app.command("show")
+def watchlist_show(name: str, as_json: bool = JsonOpt) -> None:
+    _show("watchlist", name, as_json)
+
+
+@watchlist_app.command("authorise")
+def watchlist_authorise(name: str, note: str = typer.Option("", "--note"), as_json: bool = JsonOpt) -> None:
+    """Authorise a watchlist's current content (supervisor). Any later edit withdraws it."""
+    from vigil.store.collections import authorise_watchlist, describe, get_collection
+
+    vigil, actor = ctx()
+    with vigil.store.session() as session:
+        coll = authorise_watchlist(session, vigil.store.audit, actor, get_collection(session, "watchlist", name), note)
+        data = describe(session, coll)
+    emit(data, as_json, lambda d: console.print(f"Watchlist {d['name']!r} authorised by {d['authorised_by']}"))
+
+
+@watchlist_app.command("expire")
+def watchlist_expire(name: str, as_json: bool = JsonOpt) -> None:
+    from vigil.store.collections import describe, expire_collection, get_collection
+
+    vigil, actor = ctx()
+    with vigil.store.session() as session:
+        data = describe(session, expire_collection(session, vigil.store.audit, actor,
+                                                   get_collection(session, "watchlist", name)))
+    emit(data, as_json, lambda d: console.print(f"Watchlist {d['name']!r} expired"))
+
+
+@watchlist_app.command("delete")
+def watchlist_delete(name: str, reason: str = typer.Option(..., "--reason"), as_json: bool = JsonOpt) -> None:
+    _delete("watchlist", name, reason, as_json)
+
+
+@watchlist_app.command("add")
+def watchlist_add(name: str, subject_id: str = typer.Option(..., "--subject"), as_json: bool = JsonOpt) -> None:
+    """Put an already-enrolled subject (e.g. from a gallery) on a watchlist."""
+    from vigil.retro.membership import add_subject_to_collection
+
+    vigil, actor = ctx()
+    result = add_subject_to_collection(vigil, actor, "watchlist", name, subject_id)
+    emit(result, as_json, lambda d: console.print(f"Subject {d['subject_id']} added to watchlist {name!r}"))
+
+
+@watchlist_app.command("remove")
+def watchlist_remove(name: str, subject_id: str = typer.Option(..., "--subject"), as_json: bool = JsonOpt) -> None:
+    from vigil.retro.membership import remove_subject_from_collection
+
+    vigil, actor = ctx()
+    result = remove_subject_from_collection(vigil, actor, "watchlist", name, subject_id)
+    emit(result, as_json, lambda d: console.print(f"Subject {d['subject_id']} removed from watchlist {name!r}"))
+
+
+# ----------------------------------------------------------------------------- enrolment
+def enroll(
+    image: Path = typer.Argument(None, help="One image (with --name)."),
+    name: str = typer.Option(None, "--name", help="Display name of the subject (one image)."),
+    gallery: str = typer.Option(None, "--gallery"),
+    watchlist: str = typer.Option(None, "--watchlist"),
+    folder: Path = typer.Option(None, "--dir", help="One sub-folder of images per subject."),
+    manifest: Path = typer.Option(None, "--csv", help="CSV with columns path,name,category,reference."),
+    category: str = typer.Option(None, "--category"),
+    reference: str = typer.Option("", "--reference", help="Case or warrant reference."),
+    subject: str = typer.Option(None, "--subject", help="Add the image to this existing subject."),
+    allow_low_quality: bool = typer.Option(False, "--allow-low-quality",
+                                           help="Keep faces that fail the quality gate (recorded, audited): "
+                                                "for importing an existing collection as it is."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Enrol faces into a gallery or watchlist: one image, a folder per subject, or a CSV."""
+    from vigil.retro.enrolment import Enroller, EnrolItem, items_from_csv, items_from_dir
+    from vigil.store.collections import get_collection
+
+    if bool(gallery) == bool(watchlist):
+        raise VigilError("name exactly one of --gallery or --watchlist")
+    sources = [x for x in (image, folder, manifest) if x is not None]
+    if len(sources) != 1:
+        raise VigilError("give exactly one of IMAGE, --dir or --csv")
+    if image is not None and not (name or subject):
+        raise VigilError("enrolling one image needs --name (or --subject)")
+    vigil, actor = ctx()
+    kind, cname = ("gallery", gallery) if gallery else ("watchlist", watchlist)
+    with vigil.store.session() as session:
+        coll = get_collection(session, kind, cname)
+    enroller = Enroller(vigil.store, vigil.engine_for(coll), vigil.indexes, actor, coll,
+                        quality_gate=not allow_low_quality)
+    if image is not None:
+        items = [(image, EnrolItem(str(image), name or "", category, reference, subject))]
+    elif folder is not None:
+        items = items_from_dir(folder)
+    else:
+        items = items_from_csv(manifest)
+    if category:
+        for _, item in items:
+            item.category = item.category or category
+    report = enroller.enrol_many(items, show_progress=not as_json)
+    data = report.to_dict()
+
+    def human(d):
+        console.print(f"enrolled {d['enrolled']}, skipped {d['skipped']} (already enrolled), "
+                      f"rejected {len(d['rejected'])}")
+        for r in d["rejected"][:20]:
+            console.print(f"  [yellow]rejected[/] {r['source']}: {'; '.join(r['reasons'])}")
+        for w in d["warnings"][:20]:
+            console.print(f"  [yellow]warning[/] {w['source']}: {w['warning']}")
+
+    emit(data, as_json, human)
+    if image is not None and data["rejected"]:
+        raise typer.Exit(2)
+
+
+# ----------------------------------------------------------------------------- search
+def search(
+    probe: Path = typer.Argument(..., help="Probe image or video."),
+    gallery: str = typer.Option(None, "--gallery"),
+    watchlist: str = typer.Option(None, "--watchlist"),
+    top: int = typer.Option(50, "--top"),
+    case: str = typer.Option("", "--case", help="Case reference (required)."),
+    reason: str = typer.Option("", "--reason", help="Why this search is needed (required)."),
+    sheet: Path = typer.Option(None, "--sheet", help="Also export an HTML contact sheet to this path."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Search every face in a probe against a gallery: ranked candidates for a person to review."""
+    from vigil.retro.search import SearchRequest, run_search
+    from vigil.store.collections import get_collection
+
+    if bool(gallery) == bool(watchlist):
+        raise VigilError("name exactly one of --gallery or --watchlist")
+    if not probe.is_file():
+        raise VigilError(f"{probe}: file not found")
+    vigil, actor = ctx()
+    kind, cname = ("gallery", gallery) if gallery else ("watchlist", watchlist)
+    with vigil.store.session() as session:
+        coll = get_collection(session, kind, cname)
+    result = run_search(vigil, actor, SearchRequest(coll, case, reason, top, probe.name), path=probe)
+    probe_faces = result.pop("_probe_faces")
+    if sheet:
+        from vigil.retro.contact_sheet import export_contact_sheet
+
+        result["contact_sheet"] = export_contact_sheet(vigil, actor, result, probe_faces, sheet)
+
+    def human(r):
+        console.print(f"Search {r['search_id']} in {r['gallery']} ({r['gallery_subjects']} subjects), "
+                      f"case {r['case_ref']}: {len(r['faces'])} face(s)")
+        for i, f in enumerate(r["faces"], 1):
+            console.print(f"[bold]face {i}[/] at {f['box']} quality {f['quality']:.2f}")
+            for w in f["warnings"]:
+                console.print(f"  [yellow]{w}[/]")
+            table = Table(show_header=True)
+            for col in ("rank", "subject", "name", "score", "FMR", "expected false at this score"):
+                table.add_column(col)
+            for c in f["candidates"][:10]:
+                table.add_row(str(c["rank"]), c["subject_id"], c["name"], f"{c['score']:.3f}",
+                              f"{c['fmr']:.1e}", f"{c['expected_false_candidates_at_this_score']:.2g}")
+            console.print(table)
+        console.print("Candidates are leads for a person to review, not identifications.")
+
+    emit(result, as_json, human)
+
+
+# ----------------------------------------------------------------------------- subjects
+@subject_app.command("show")
+def subject_show(subject_id: str, as_json: bool = JsonOpt) -> None:
+    from vigil.governance.permissions import require
+    from vigil.store.subjects import describe_subject, get_subject
+
+    vigil, actor = ctx()
+    require(actor, "subject.view")
+    with vigil.store.session() as session:
+        data = describe_subject(session, get_subject(session, subject_id))
+    emit(data, as_json, lambda d: console.print_json(json.dumps(d)))
+
+
+@subject_app.command("delete")
+def subject_delete(subject_id: str, reason: str = typer.Option(..., "--reason"), as_json: bool = JsonOpt) -> None:
+    """Erase a subject everywhere: images, templates, index entries, watchlist snapshots."""
+    from vigil.store.subjects import erase_subject
+
+    vigil, actor = ctx()
+    with vigil.store.session() as session:
+        summary = erase_subject(vigil.store, session, actor, subject_id, reason)
+    emit({"subject_id": subject_id, **summary}, as_json, lambda d: console.print(
+        f"Erased {subject_id}: {d['images']} images, {d['templates']} templates, "
+        f"{d['snapshot_entries']} snapshot entries; {d['alerts_stripped']} alerts stripped of images"))
+
+
+@subject_app.command("export")
+def subject_export(subject_id: str, out: Path = typer.Option(..., "--out"), as_json: bool = JsonOpt) -> None:
+    """Subject access: gather everything held about one subject into DIR (an audited export)."""
+    from vigil.retro.subject_export import export_subject
+
+    vigil, actor = ctx()
+    data = export_subject(vigil, actor, subject_id, out)
+    emit(data, as_json, lambda d: console.print(f"Exported {d['files']} files about {subject_id} to {d['path']}"))
