@@ -224,3 +224,18 @@ def test_webhook_receives_each_alert(vigil, admin, watchlist, video):
         server.shutdown()
     alerts = [r for r in received if r["type"] == "alert"]
     assert len(alerts) == 1 and alerts[0]["name"] == "Barack Obama" and sink.failed == 0
+
+
+def test_webhook_failures_are_counted_with_the_reason():
+    import socket
+
+    from vigil.live.alerts import WebhookSink
+
+    with socket.socket() as s:  # a port nobody listens on: connection refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sink = WebhookSink(f"http://127.0.0.1:{port}/alerts", retries=1, timeout=2.0)
+    sink.send({"type": "alert", "name": "x"})
+    sink.close()
+    assert sink.sent == 0 and sink.failed == 1
+    assert sink.last_error and "refused" in sink.last_error.lower()

@@ -68,6 +68,11 @@ def run_deployment(vigil, actor, deployment_id: int, *, fast: bool, as_json: boo
         return runner.run().summary
     finally:
         signal.signal(signal.SIGINT, previous)
+        for sink in sinks:
+            if isinstance(sink, WebhookSink) and sink.failed:
+                # stderr, so that --json output on stdout stays machine-readable
+                typer.echo(f"warning: {sink.failed} alert(s) could not be delivered to the webhook "
+                           f"after retries (last error: {sink.last_error}); they are in the store", err=True)
 
 
 def watch(

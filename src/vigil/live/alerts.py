@@ -92,6 +92,7 @@ class WebhookSink:
         self.url, self.retries, self.timeout = url, retries, timeout
         self.sent = 0
         self.failed = 0
+        self.last_error: str | None = None
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="webhook", daemon=True)
         self._thread.start()
@@ -112,8 +113,8 @@ class WebhookSink:
                         if resp.status < 300:
                             self.sent += 1
                             break
-                except Exception:
-                    pass
+                except Exception as exc:  # noqa: BLE001 - any failure is retried, then counted
+                    self.last_error = f"{type(exc).__name__}: {exc}"
                 time.sleep(min(8.0, 0.5 * 2 ** attempt))
             else:
                 self.failed += 1
