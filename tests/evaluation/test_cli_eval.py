@@ -14,9 +14,13 @@ def _json(args):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_identification_and_fairness_json_contracts(home, tiny_lfw):  # noqa: F811
+def test_identification_and_fairness_json_contracts(home, tiny_lfw, tmp_path):  # noqa: F811
+    out = tmp_path / "ident.json"
     ident = _json(["eval", "identification", "--data", str(tiny_lfw), "--watchlist-size", "1", "--splits", "2",
-                   "--seed", "0"])
+                   "--seed", "0", "--out", str(out)])
+    written = json.loads(out.read_text())
+    assert written.pop("machine")["cores"] >= 1  # the file says where it was measured
+    assert written == ident and "machine" not in ident
     for key in ("fnir_at_fpir", "rank1", "threshold_at_fpir"):
         assert key in json.dumps(ident)
     again = _json(["eval", "identification", "--data", str(tiny_lfw), "--watchlist-size", "1", "--splits", "2",

@@ -29,9 +29,7 @@ def eval_lfw(
 
     engine = FaceEngine.from_settings(settings(), pack)
     result = evaluate_lfw(engine, data, show_progress=not as_json)
-    if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=1) + "\n")
+    _write(out, result)
 
     def human(r):
         console.print(f"[bold]LFW ({r['pack']}, {r['model_id']})[/]")
@@ -65,9 +63,14 @@ def _load(data: Path, pack: str | None, quiet: bool):
 
 
 def _write(out: Path | None, result: dict) -> None:
+    """The result file records the machine it was measured on; the printed JSON stays free of
+    it, so that the same seed and data print the same bytes anywhere."""
+    from vigil.evaluation.lfw import machine_description
+
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=1) + "\n")
+        out.write_text(json.dumps({**result, "machine": result.get("machine") or machine_description()},
+                                  indent=1) + "\n")
 
 
 @eval_app.command("verification")
