@@ -115,7 +115,8 @@ class WebhookSink:
                             break
                 except Exception as exc:  # noqa: BLE001 - any failure is retried, then counted
                     self.last_error = f"{type(exc).__name__}: {exc}"
-                time.sleep(min(8.0, 0.5 * 2 ** attempt))
+                if attempt < self.retries:  # back off between attempts, not after the last one
+                    time.sleep(min(8.0, 0.5 * 2 ** attempt))
             else:
                 self.failed += 1
 
