@@ -124,7 +124,12 @@ class DlibEmbedder:
     def embed(self, image: np.ndarray, faces: list[Face]) -> np.ndarray:
         if not faces:
             return np.zeros((0, self.dim), np.float32)
-        chips = self.chips(image, faces)
+        return self.embed_chips(self.chips(image, faces))
+
+    def embed_chips(self, chips: list[np.ndarray]) -> np.ndarray:
+        """(n, 128) unit rows for 150x150 RGB chips cut by :meth:`chips` (the costly step)."""
+        if not chips:
+            return np.zeros((0, self.dim), np.float32)
         batch = chips + ([np.ascontiguousarray(c[:, ::-1]) for c in chips] if self.flip else [])
         with _lock:
             desc = np.array(resnet().compute_face_descriptor(batch), dtype=np.float32)

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from vigil.errors import NotFoundError, PolicyError, VigilError
 from vigil.governance.permissions import Actor, require
+from vigil.live.shot_embedding import check_live_pack
 from vigil.live.snapshots import delete_snapshot_entries, freeze
 from vigil.store.collections import get_collection, is_expired
 from vigil.store.schema import Alert, Collection, Deployment, Snapshot
@@ -58,6 +59,8 @@ def create_deployment(vigil, actor: Actor, *, name: str, location: str, sources:
         raise PolicyError("a deployment needs its legal basis (--legal-basis)")
     with vigil.store.session() as session:
         colls = [get_collection(session, "watchlist", w) for w in watchlists]
+        for c in colls:
+            check_live_pack(c.pack)
         models = {c.model_id for c in colls}
         if len(models) > 1:
             raise VigilError(f"the watchlists use different models ({', '.join(sorted(models))}); reindex one")

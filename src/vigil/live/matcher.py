@@ -5,6 +5,10 @@ each face is compared N times, so the per-comparison false match rate is rate / 
 into a score through the model's calibration table. A bigger watchlist therefore gets a
 stricter threshold automatically. Categories may carry their own rate (e.g. missing
 people searched with a looser one than wanted offenders).
+
+A fused watchlist (the fusion pack) can be matched as a cascade: :meth:`best_fused` scores
+the first model's part against every entry and asks for the second model's template only
+if some entry could still reach its threshold.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ class WatchlistEntry:
 
 class WatchlistMatcher:
     def __init__(self, entries: list[WatchlistEntry], vectors: np.ndarray, calibration, *,
-                 false_alert_rate: float, category_rates: dict[str, float] | None = None):
+                 false_alert_rate: float, category_rates: dict[str, float] | None = None,
+                 split: tuple[int, float] | None = None):
         if len(entries) != len(vectors):
             raise ValueError("entries and vectors differ in length")
         self.entries = entries
@@ -39,6 +44,15 @@ class WatchlistMatcher:
         self.category_thresholds = {c: calibration.threshold_for(min(0.5, r / n)) for c, r in self.category_rates.items()}
         self.entry_thresholds = np.array([self.category_thresholds.get(e.category, self.default_threshold)
                                           for e in entries], np.float32)
+        self.weight = None
+        if split is not None:  # a fused watchlist: keep each model's part for the cascade
+            from vigil.engine.fusion import split as split_parts
+
+            first_dim, self.weight = split
+            if self.size and self.vectors.shape[1] <= first_dim:
+                raise ValueError("fused vectors are shorter than their first part")
+            if self.size:
+                self.first_part, self.second_part = split_parts(self.vectors, first_dim, self.weight)
 
     def thresholds(self) -> dict:
         return {"default": self.default_threshold, "per_comparison_fmr": self.false_alert_rate / max(self.size, 1),
@@ -51,6 +65,26 @@ class WatchlistMatcher:
         scores = self.vectors @ np.asarray(vector, np.float32)
         margin = scores - self.entry_thresholds
         i = int(np.argmax(margin))
+        return i, float(scores[i]), float(self.entry_thresholds[i])
+
+    def best_fused(self, first: np.ndarray, second) -> tuple[int, float, float]:
+        """Like :meth:`best` for a fused watchlist, from the first model's probe template and a
+        callable giving the second's. ``second`` is called only when, with a perfect second
+        score (1.0), some entry would reach its threshold; otherwise the score returned is
+        that upper bound, which is below the entry's threshold. The result is what
+        :meth:`best` gives on the fused template whenever an entry passes."""
+        if self.weight is None:
+            raise ValueError("best_fused needs a matcher built with split=")
+        if self.size == 0:
+            return -1, -1.0, 1.0
+        w = self.weight
+        partial = w * (self.first_part @ np.asarray(first, np.float32))
+        reach = partial + (1.0 - w) - self.entry_thresholds
+        if float(reach.max()) < 0.0:
+            i = int(np.argmax(reach))
+            return i, float(partial[i] + (1.0 - w)), float(self.entry_thresholds[i])
+        scores = partial + (1.0 - w) * (self.second_part @ np.asarray(second(), np.float32))
+        i = int(np.argmax(scores - self.entry_thresholds))
         return i, float(scores[i]), float(self.entry_thresholds[i])
 
     def scores(self, vector: np.ndarray) -> np.ndarray:

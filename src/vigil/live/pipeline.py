@@ -10,6 +10,8 @@ and known faces are followed on every frame for a fraction of the cost.
 Evidence is aggregated along each track: the best-quality shots (up to ``max_shots``,
 re-embedded when quality improves) are averaged into one template, which is what is
 compared with the watchlist. Faces too small for a single frame to be reliable gain most.
+With the fusion pack each model's part is averaged on its own and the costlier model is
+consulted only when it could change the outcome (:mod:`vigil.live.shot_embedding`).
 
 Privacy: a track's crops and templates live only in the ``Track.data`` dict in memory;
 when a track ends they are dropped with it. Only counts survive, and alerts.
@@ -27,9 +29,9 @@ from vigil.engine.align import align_face
 from vigil.engine.face_engine import FaceEngine
 from vigil.engine.faces import Face
 from vigil.engine.nms import iou_matrix
-from vigil.engine.onnx_embedder import l2_normalise
 from vigil.engine.quality import assess
 from vigil.live.matcher import WatchlistMatcher
+from vigil.live.shot_embedding import ShotEmbedder, ShotVectors, weighted_template
 from vigil.live.sources import Frame
 from vigil.live.tracker import Track, Tracker
 
@@ -39,7 +41,7 @@ ROI_SIZE = 160  # every region of interest is resized to this square for one bat
 @dataclass
 class Shot:
     quality: float
-    vector: np.ndarray
+    vectors: ShotVectors
     time: float
 
 
@@ -67,6 +69,7 @@ class CameraStats:
     tracks: int = 0
     faces_compared: int = 0  # tracks that reached the watchlist at least once ("faces seen")
     embeddings: int = 0
+    second_embeddings: int = 0  # fusion pack: shots the second (costlier) model embedded
     located_per_frame: list = field(default_factory=list)
 
 
@@ -76,7 +79,7 @@ class CameraPipeline:
         self.camera = camera
         self.engine = engine
         self.detector = engine.pack.detector
-        self.embedder = engine.pack.embedder
+        self.embedder = ShotEmbedder(engine.pack)
         self.matcher = matcher
         self.live = live
         self.quality = quality
@@ -175,7 +178,7 @@ class CameraPipeline:
         todo = todo[: self.live.embed_budget]
         if not todo:
             return []
-        vectors = self.embedder.embed_aligned([c for *_, c in todo])
+        vectors = self.embedder.embed(image, [f for _, f, _, _ in todo], [c for *_, c in todo])
         self.stats.embeddings += len(todo)
         events = []
         boxes = [f.box for _, f in matched]
@@ -189,9 +192,7 @@ class CameraPipeline:
                 self.stats.faces_compared += 1
             track.data["best_crop"] = (q, face) if q >= track.data.get("best_crop", (-1, None))[0] else \
                 track.data["best_crop"]
-            weights = np.array([max(s.quality, 0.05) for s in shots], np.float32)
-            template = l2_normalise((np.stack([s.vector for s in shots]) * weights[:, None]).sum(0))
-            idx, score, threshold = self.matcher.best(template)
+            idx, score, threshold = self._match(shots)
             history = track.data.setdefault("history", [])
             history.append(score >= threshold)
             del history[: -max(1, self.live.confirm_n)]
@@ -203,6 +204,18 @@ class CameraPipeline:
                 events.append(MatchEvent(self.camera, track.id, idx, score, threshold, t, image, face, others,
                                          track.first_time))
         return events
+
+    def _match(self, shots: list[Shot]) -> tuple[int, float, float]:
+        weights = np.array([max(s.quality, 0.05) for s in shots], np.float32)
+        first = weighted_template([s.vectors.primary for s in shots], weights)
+        if not self.embedder.cascade:
+            return self.matcher.best(first)
+
+        def second() -> np.ndarray:
+            self.stats.second_embeddings += self.embedder.complete([s.vectors for s in shots])
+            return weighted_template([s.vectors.secondary for s in shots], weights)
+
+        return self.matcher.best_fused(first, second)
 
     def _end(self, track: Track) -> None:
         """Forget everything about a track: its shots, crops and templates live nowhere else."""

@@ -18,6 +18,7 @@ from vigil.live.alerts import AlertRecorder, AlertSink, alert_payload
 from vigil.live.deployments import end_deployment, get_deployment
 from vigil.live.matcher import WatchlistMatcher
 from vigil.live.pipeline import CameraPipeline
+from vigil.live.shot_embedding import ShotEmbedder
 from vigil.live.snapshots import load_entries
 from vigil.live.sources import CameraReader, open_source
 from vigil.store.schema import Collection
@@ -57,7 +58,8 @@ class LiveRunner:
             false_alert_rate, category_rates = dep.false_alert_rate, dict(dep.category_rates or {})
         self.engine = vigil.engine(coll.pack)
         self.matcher = WatchlistMatcher(entries, vectors, self.engine.pack.calibration,
-                                        false_alert_rate=false_alert_rate, category_rates=category_rates)
+                                        false_alert_rate=false_alert_rate, category_rates=category_rates,
+                                        split=ShotEmbedder(self.engine.pack).split)
         with vigil.store.session() as session:
             dep = get_deployment(session, self.deployment_id)
             dep.record = {**(dep.record or {}), "thresholds": self.matcher.thresholds(),
@@ -182,6 +184,8 @@ class LiveRunner:
             "type": "summary", "deployment_id": self.deployment_id, "frames": frames,
             "frames_processed": processed, "frames_dropped": frames - processed,
             "faces_seen": faces_seen, "tracks": sum(p.stats.tracks for p in self.pipelines.values()),
+            "embeddings": sum(p.stats.embeddings for p in self.pipelines.values()),
+            "second_model_embeddings": sum(p.stats.second_embeddings for p in self.pipelines.values()),
             "alerts": len(self.alerts), "duplicates_suppressed": self.duplicates,
             "fps": round(processed / wall, 2) if wall else 0.0, "source_fps": src_fps,
             "realtime_factor": round((processed / wall) / src_fps, 3) if wall and src_fps else None,

@@ -1,0 +1,137 @@
+"""Live matching on a fused watchlist: the lazy cascade raises exactly the alerts full fusion
+would, consults the second model only when it could matter, and runs a whole deployment."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import demo_bytes
+from tests.live.test_deployments import make, run
+from vigil.engine.fusion import combine
+from vigil.engine.onnx_embedder import l2_normalise
+from vigil.errors import ModelError
+from vigil.live.deployments import authorise_deployment, start_deployment
+from vigil.live.matcher import WatchlistEntry, WatchlistMatcher
+
+WEIGHT = 0.18
+
+
+class FixedThresholds:
+    """A stand-in calibration: every per-comparison FMR maps to the same score."""
+
+    def __init__(self, threshold):
+        self.threshold = threshold
+
+    def threshold_for(self, fmr):
+        return self.threshold
+
+
+def unit(rng, n, dim=128):
+    return l2_normalise(rng.normal(size=(n, dim)).astype(np.float32))
+
+
+def fused_matcher(rng, n=200, threshold=0.9):
+    first, second = unit(rng, n), unit(rng, n)
+    entries = [WatchlistEntry(f"s{i}", f"n{i}", "wanted", 1, None) for i in range(n)]
+    matcher = WatchlistMatcher(entries, combine(first, second, WEIGHT), FixedThresholds(threshold),
+                               false_alert_rate=1e-4, split=(128, WEIGHT))
+    return matcher, first, second
+
+
+def probe_near(rng, vector, noise):
+    return l2_normalise(vector + noise * rng.normal(size=vector.shape).astype(np.float32))
+
+
+def test_cascade_gives_the_same_decision_and_score_as_full_fusion():
+    rng = np.random.default_rng(7)
+    matcher, first, second = fused_matcher(rng)
+    calls = passes = skipped = 0
+    for k in range(400):
+        target = k % len(first)
+        noise = [0.01, 0.03, 0.1, 1.0][k % 4]  # from near copies of an entry to strangers
+        a, b = probe_near(rng, first[target], noise), probe_near(rng, second[target], noise)
+
+        def second_fn(b=b):
+            nonlocal calls
+            calls += 1
+            return b
+
+        before = calls
+        i, score, threshold = matcher.best_fused(a, second_fn)
+        j, full_score, full_threshold = matcher.best(combine(a[None], b[None], WEIGHT)[0])
+        assert (score >= threshold) == (full_score >= full_threshold)
+        if calls > before:
+            assert (i, score) == (j, pytest.approx(full_score, abs=1e-5))
+        else:
+            skipped += 1
+            assert score < threshold and full_score < full_threshold
+            # the returned score bounds every fused score from above
+            assert score >= full_score - 1e-6
+        passes += full_score >= full_threshold
+    assert passes >= 150 and skipped >= 80 and calls >= 250  # every branch was exercised
+
+
+def test_cascade_consults_the_second_model_only_within_reach():
+    rng = np.random.default_rng(3)
+    matcher, first, _ = fused_matcher(rng, threshold=0.95)
+    never = lambda: pytest.fail("the second model was consulted for a probe that cannot reach any threshold")  # noqa: E731
+    stranger = -first[0]  # far from every entry's first part
+    i, score, threshold = matcher.best_fused(l2_normalise(stranger), never)
+    assert score < threshold
+    # a probe whose first part equals an entry's is within reach: the second model decides
+    seen = []
+
+    def second():
+        seen.append(1)
+        return unit(rng, 1)[0]
+
+    matcher.best_fused(first[5], second)
+    assert seen == [1]
+
+
+def test_single_model_matcher_refuses_the_cascade():
+    rng = np.random.default_rng(1)
+    matcher = WatchlistMatcher([WatchlistEntry("s", "n", "wanted", 1, None)], unit(rng, 1), FixedThresholds(0.5),
+                               false_alert_rate=1e-4)
+    with pytest.raises(ValueError, match="split"):
+        matcher.best_fused(unit(rng, 1)[0], lambda: None)
+
+
+@pytest.fixture()
+def fused_watchlist(vigil, admin):
+    pytest.importorskip("dlib", reason="the fusion pack needs the optional dlib extra: pip install 'vigil[dlib]'")
+    from vigil.retro.enrolment import Enroller, EnrolItem
+    from vigil.store.collections import authorise_watchlist, create_collection, get_collection
+
+    engine = vigil.engine("fusion")
+    with vigil.store.session() as s:
+        coll = create_collection(s, vigil.store.audit, admin, "watchlist", "wanted", pack="fusion",
+                                 model_id=engine.model_id, purpose="test", category="wanted")
+    out = Enroller(vigil.store, engine, vigil.indexes, admin, coll).enrol_bytes(
+        demo_bytes("obama.jpg"), EnrolItem("a", "Barack Obama"))
+    with vigil.store.session() as s:
+        authorise_watchlist(s, vigil.store.audit, admin, get_collection(s, "watchlist", "wanted"))
+    return out.subject_id
+
+
+def test_deployment_on_a_fused_watchlist_alerts_through_the_cascade(vigil, admin, fused_watchlist, video):
+    dep = make(vigil, admin, video)
+    authorise_deployment(vigil, admin, dep["id"])
+    start_deployment(vigil, admin, dep["id"])
+    result = run(vigil, admin, dep["id"])
+    assert [a["subject_id"] for a in result.alerts] == [fused_watchlist]
+    alert = result.alerts[0]
+    assert alert["score"] >= alert["threshold"] > 0.8  # the fused score scale (dlib's part dominates)
+    summary = result.summary
+    assert 1 <= summary["second_model_embeddings"] <= summary["embeddings"]
+
+
+def test_dlib_pack_watchlist_cannot_be_deployed(vigil, admin, video):
+    from vigil.store.collections import create_collection
+
+    with vigil.store.session() as s:
+        create_collection(s, vigil.store.audit, admin, "watchlist", "wanted", pack="dlib",
+                          model_id="dlib-resnet-v1-flip", purpose="test", category="wanted")
+    with pytest.raises(ModelError, match="cannot run live"):
+        make(vigil, admin, video)
