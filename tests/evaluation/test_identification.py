@@ -124,3 +124,40 @@ def test_tiny_float_noise_does_not_change_the_result():
         return json.dumps(strip_private(evaluate_identification(data, sizes=(40,), splits=2, show_progress=False)))
 
     assert run(d) == run(noisy)
+
+
+class LinearCalibration:
+    """A stand-in table: the score for FMR f is -0.1 * log10(f) (1e-7 -> 0.7, 1e-4 -> 0.4)."""
+
+    def threshold_for(self, fmr):
+        return -0.1 * math.log10(fmr)
+
+
+def test_live_settings_use_the_deployment_threshold_and_bound_the_false_alert_rate():
+    from vigil.evaluation.identification import at_live_settings
+
+    top = np.arange(0, 100_000, 2, dtype=np.int32)  # 50,000 non-mated top scores spread over [0, 1)
+    mates = np.array([90_000, 72_000, 65_000, 50_000], dtype=np.int32)
+    images = np.arange(len(top)) // 5  # each probe image searched five times (five watchlists)
+    o = OpenSet(Searches(mates, np.ones(4, dtype=np.int64), top, images))
+    r = at_live_settings(o, 1000, LinearCalibration(), names=[f"img{i}" for i in range(10_000)])
+    strict, loose = r["0.0001"], r["0.001"]
+    assert strict["threshold"] == pytest.approx(0.7) and loose["threshold"] == pytest.approx(0.6)
+    assert strict["false_alerts"] == 15_000 and strict["nonmated_searches"] == 50_000  # scores >= 0.7
+    assert strict["fnir"] == pytest.approx(0.5) and loose["fnir"] == pytest.approx(0.25)
+    assert strict["false_alerts_per_face"] < strict["false_alerts_per_face_upper95"] < 0.31
+    # searches 35,000..49,999 alert; their probe images are 7,000..9,999
+    assert strict["false_alert_probe_images_distinct"] == 3_000
+    assert strict["false_alert_probe_images"][:2] == ["img7000", "img7001"]
+    assert len(strict["false_alert_probe_images"]) == 20
+    # a bigger watchlist gets a stricter threshold, as in a deployment
+    assert at_live_settings(o, 10_000, LinearCalibration())["0.0001"]["threshold"] == pytest.approx(0.8)
+
+
+def test_binomial_upper_bound_matches_known_values():
+    from vigil.evaluation.bootstrap import binomial_upper_bound, zero_upper_bound
+
+    assert binomial_upper_bound(0, 30_000) == pytest.approx(zero_upper_bound(30_000), rel=1e-6)
+    assert binomial_upper_bound(1, 1000) == pytest.approx(0.004735, abs=2e-6)  # Clopper-Pearson tables
+    assert binomial_upper_bound(5, 100) == pytest.approx(0.1023, abs=2e-4)
+    assert binomial_upper_bound(3, 3) == 1.0 and binomial_upper_bound(0, 0) is None

@@ -16,7 +16,8 @@ recomputed from weighted per-identity counts.
   at a Bonferroni-corrected level; the difference is called significant when that
   interval excludes 0.
 * :func:`zero_upper_bound` is the exact one-sided 95% upper bound when nothing was
-  observed in n trials, 1 - 0.05**(1/n), about 3/n ("rule of three").
+  observed in n trials, 1 - 0.05**(1/n), about 3/n ("rule of three");
+  :func:`binomial_upper_bound` the same (Clopper-Pearson) for k events.
 """
 
 from __future__ import annotations
@@ -31,6 +32,32 @@ def zero_upper_bound(n: int, confidence: float = 0.95) -> float | None:
     if n <= 0:
         return None
     return float(1.0 - (1.0 - confidence) ** (1.0 / n))
+
+
+def binomial_upper_bound(k: int, n: int, confidence: float = 0.95) -> float | None:
+    """Exact (Clopper-Pearson) one-sided upper bound of a rate with k events in n trials:
+    the p at which seeing k or fewer events has probability 1 - confidence."""
+    if n <= 0:
+        return None
+    if k >= n:
+        return 1.0
+
+    def cdf(p: float) -> float:  # P(X <= k) for X ~ Binomial(n, p), summed in log space
+        if p <= 0.0:
+            return 1.0
+        logs = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+                + i * math.log(p) + (n - i) * math.log1p(-p) for i in range(k + 1)]
+        top = max(logs)
+        return math.exp(top) * sum(math.exp(x - top) for x in logs)
+
+    lo, hi = k / n, 1.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        if cdf(mid) > 1.0 - confidence:
+            lo = mid
+        else:
+            hi = mid
+    return hi
 
 
 def smallest_supportable_rate(n: int) -> float | None:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vigil.errors import VigilError
-from vigil.evaluation.bootstrap import smallest_supportable_rate, zero_upper_bound
+from vigil.evaluation.bootstrap import binomial_upper_bound, smallest_supportable_rate, zero_upper_bound
 from vigil.evaluation.protocol import NO_SCORE, EvalData, rate_key, rng_for, sig, to_grid, to_score
 from vigil.progress import progress_bar
 
@@ -44,6 +44,7 @@ FPIRS = (0.1, 0.01, 0.001, 0.0001)
 RANKS = (1, 5, 10)
 SIZES = (100, 1000, 5000)
 THRESHOLD_GRID = np.round(np.arange(0.0, 0.905, 0.01), 2)
+LIVE_RATES = (1e-4, 1e-3)  # false alerts per face a deployment may accept
 
 
 @dataclass
@@ -64,6 +65,7 @@ class Searches:
     mate_score: np.ndarray  # int grid scores (NO_SCORE: no template)
     mate_rank: np.ndarray  # 1-based; size + 1 where the probe had no template
     nonmated_top: np.ndarray  # int grid scores
+    nonmated_image: np.ndarray | None = None  # the probe image of each non-mated search
 
 
 def candidates(data: EvalData, images_of: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -115,7 +117,7 @@ def search(data: EvalData, split: Split, block: int = 2048) -> Searches:
     top = np.empty(len(split.nonmated), dtype=np.int32)
     for lo in range(0, len(split.nonmated), block):
         top[lo:lo + block] = data.scores(split.nonmated[lo:lo + block], split.enrol).max(axis=1)
-    return Searches(mate_score, mate_rank, top)
+    return Searches(mate_score, mate_rank, top, split.nonmated)
 
 
 class OpenSet:
@@ -125,6 +127,7 @@ class OpenSet:
         self.n_mated = len(s.mate_score)
         self.n_nonmated = len(s.nonmated_top)
         self.top_desc = np.sort(s.nonmated_top)[::-1]
+        self.nonmated_top, self.nonmated_image = s.nonmated_top, s.nonmated_image
         # mated searches that alert on the mate at threshold t: rank 1 and score >= t
         self.hit_scores = np.sort(np.where(s.mate_rank == 1, s.mate_score, NO_SCORE))
         self.ranks = s.mate_rank
@@ -157,10 +160,38 @@ def _spread(values: list[float]) -> dict:
     return {"mean": sig(v.mean()), "std": sig(v.std()), "min": sig(v.min()), "max": sig(v.max())}
 
 
+def at_live_settings(pooled: OpenSet, size: int, calibration, rates=LIVE_RATES, names=None) -> dict:
+    """What a live deployment on a watchlist of this size would do, with its threshold set
+    the way deployments set it (per-comparison FMR = rate / N through the calibration
+    table): false alerts per non-mated face with an exact 95% upper bound, and missed
+    watchlisted faces. Non-mated searches pooled over splits reuse images, so the bound
+    treats every (face, watchlist) search as one trial; how many distinct probe images the
+    false alerts come from is reported beside it (with their names when ``names`` is given)."""
+    out = {}
+    for rate in rates:
+        t = to_grid(calibration.threshold_for(min(0.5, rate / size)))
+        fp = pooled.false_positives(t)
+        distinct = []
+        if pooled.nonmated_image is not None:
+            distinct = np.unique(pooled.nonmated_image[pooled.nonmated_top >= t]).tolist()
+        out[rate_key(rate)] = {
+            "per_comparison_fmr": sig(rate / size), "threshold": to_score(t),
+            "false_alerts": fp, "nonmated_searches": pooled.n_nonmated,
+            "false_alerts_per_face": sig(fp / max(pooled.n_nonmated, 1)),
+            "false_alerts_per_face_upper95": sig(binomial_upper_bound(fp, pooled.n_nonmated)),
+            "false_alert_probe_images_distinct": len(distinct),
+            **({"false_alert_probe_images": [names[i] for i in distinct[:20]]} if names is not None else {}),
+            "fnir": sig(pooled.fnir(t)), "mated_searches": pooled.n_mated,
+        }
+    return out
+
+
 def summarise_size(size: int, splits: list[Split], results: list[Searches], *, fpirs=FPIRS, ranks=RANKS,
-                   operating_threshold: float | None = None) -> dict:
+                   operating_threshold: float | None = None, calibration=None, names=None) -> dict:
     pooled = OpenSet(Searches(*(np.concatenate([getattr(r, f) for r in results])
-                                for f in ("mate_score", "mate_rank", "nonmated_top"))))
+                                for f in ("mate_score", "mate_rank", "nonmated_top")),
+                              nonmated_image=np.concatenate([r.nonmated_image for r in results])
+                              if all(r.nonmated_image is not None for r in results) else None))
     per = [OpenSet(r) for r in results]
     n_nm = [o.n_nonmated for o in per]
     pooled.n_per_split = min(n_nm)
@@ -214,6 +245,8 @@ def summarise_size(size: int, splits: list[Split], results: list[Searches], *, f
             "threshold": to_score(t), "fpir": sig(pooled.fpir(t)), "false_positives_pooled": fp,
             "fpir_upper95_if_none": sig(zero_upper_bound(min(n_nm))) if fp == 0 else None,
             "fnir": sig(pooled.fnir(t))}
+    if calibration is not None:
+        out["at_live_settings"] = at_live_settings(pooled, size, calibration, names=names)
     grid = [to_grid(x) for x in THRESHOLD_GRID]
     out["vs_threshold"] = {"threshold": [to_score(t) for t in grid],
                            "fpir": [sig(pooled.fpir(t)) for t in grid],
@@ -228,7 +261,7 @@ def summarise_size(size: int, splits: list[Split], results: list[Searches], *, f
 
 
 def evaluate_identification(data: EvalData, *, sizes=SIZES, seed: int = 0, splits: int = 10, fpirs=FPIRS,
-                            ranks=RANKS, operating_threshold: float | None = None,
+                            ranks=RANKS, operating_threshold: float | None = None, calibration=None,
                             show_progress: bool = True) -> dict:
     images_of = data.images_of()
     multi, single = candidates(data, images_of)
@@ -242,7 +275,8 @@ def evaluate_identification(data: EvalData, *, sizes=SIZES, seed: int = 0, split
                 res.append(search(data, split))
                 advance()
             by_size[str(size)] = summarise_size(size, sp, res, fpirs=fpirs, ranks=ranks,
-                                                operating_threshold=operating_threshold)
+                                                operating_threshold=operating_threshold, calibration=calibration,
+                                                names=data.names)
     return {
         "seed": seed,
         "splits": splits,

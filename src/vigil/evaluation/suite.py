@@ -67,7 +67,8 @@ def identification(data: EvalData, cal, *, sizes=SIZES, seed: int = 0, splits: i
         skipped = [n for n in sizes if n > len(multi) + len(single)]
         sizes = [n for n in sizes if n not in skipped]
     res = evaluate_identification(data, sizes=sizes, seed=seed, splits=splits,
-                                  operating_threshold=cal.threshold_for(OPERATING_FMR), show_progress=show_progress)
+                                  operating_threshold=cal.threshold_for(OPERATING_FMR), calibration=cal,
+                                  show_progress=show_progress)
     pooled = {int(k): v["_pooled"] for k, v in res["by_watchlist_size"].items()}
     res = strip_private(res)
     if skipped:
