@@ -129,6 +129,7 @@ def test_record_adjudication_and_outcomes(vigil, admin, watchlist, video):
     rec = record_outcomes(vigil, admin, dep["id"], engagements=1, arrests=None)
     assert rec["true_alerts"] == 1 and rec["arrests"] == 1 and rec["engagements"] == 1
     assert rec["false_alert_rate"] == 0.0 and rec["watchlist_size"] == 1
+    assert 0 < rec["expected_miss_rate"] < 0.1  # one listed person at 1 in 10,000: a loose threshold
 
 
 def test_threshold_follows_watchlist_size_and_category_rate():
@@ -143,6 +144,8 @@ def test_threshold_follows_watchlist_size_and_category_rate():
     assert large.default_threshold > small.default_threshold  # a bigger watchlist is stricter
     assert large.thresholds()["per_comparison_fmr"] == pytest.approx(1e-7)
     assert large.category_thresholds["missing"] < large.default_threshold
+    # the record states what the stricter threshold costs (LFW genuine pairs below it)
+    assert 0 < small.thresholds()["expected_fnmr"] < large.thresholds()["expected_fnmr"] < 1
 
 
 def test_evidence_clip_blurs_everyone_but_the_alerted_face(vigil, admin, watchlist, video, tmp_path):

@@ -204,6 +204,7 @@ def deployment_record(session, dep: Deployment) -> dict:
         "frames": dep.frames, "frames_dropped": dep.frames_dropped,
         "threshold": (dep.record or {}).get("thresholds", {}).get("default"),
         "accepted_false_alert_rate": dep.false_alert_rate,
+        "expected_miss_rate": (dep.record or {}).get("thresholds", {}).get("expected_fnmr"),
         "notes": (dep.record or {}).get("notes", []),
     }
 

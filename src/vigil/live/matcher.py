@@ -55,7 +55,12 @@ class WatchlistMatcher:
                 self.first_part, self.second_part = split_parts(self.vectors, first_dim, self.weight)
 
     def thresholds(self) -> dict:
+        """The thresholds in force, with the share of genuine comparisons the calibration data
+        puts below the default one (``expected_fnmr``: what a stricter threshold costs; the
+        authorising officer sees it in the deployment record)."""
+        fnmr = getattr(self.calibration, "fnmr_at", lambda _s: None)(self.default_threshold)
         return {"default": self.default_threshold, "per_comparison_fmr": self.false_alert_rate / max(self.size, 1),
+                "expected_fnmr": None if fnmr is None else round(fnmr, 4),
                 **{f"category:{c}": t for c, t in self.category_thresholds.items()}}
 
     def best(self, vector: np.ndarray) -> tuple[int, float, float]:

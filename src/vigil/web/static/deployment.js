@@ -162,6 +162,7 @@ const RECORD_FIELDS = [
   ["unverified_alerts", "Unverified alerts"], ["undecided_alerts", "Undecided alerts"], ["false_alert_rate", "False alert rate"],
   ["engagements", "Engagements"], ["arrests", "Arrests"], ["frames", "Frames"], ["frames_dropped", "Frames dropped"],
   ["threshold", "Threshold"], ["accepted_false_alert_rate", "Accepted false alert rate"],
+  ["expected_miss_rate", "Expected miss rate at this threshold (calibration data)"],
 ];
 
 function renderRecord(rec) {
