@@ -49,9 +49,9 @@ class WatchlistMatcher:
             from vigil.engine.fusion import split as split_parts
 
             first_dim, self.weight = split
-            if self.size and self.vectors.shape[1] <= first_dim:
-                raise ValueError("fused vectors are shorter than their first part")
             if self.size:
+                if self.vectors.shape[1] <= first_dim:
+                    raise ValueError("fused vectors are shorter than their first part")
                 self.first_part, self.second_part = split_parts(self.vectors, first_dim, self.weight)
 
     def thresholds(self) -> dict:
