@@ -109,6 +109,11 @@ class DlibEmbedder:
         self.flip = flip
         self.model_id = "dlib-resnet-v1" + ("-flip" if flip else "")
 
+    def load(self) -> None:
+        """Load both dlib models now (a clear error without the extra; no stall at the first face)."""
+        shape_predictor()
+        resnet()
+
     def chips(self, image: np.ndarray, faces: list[Face]) -> list[np.ndarray]:
         dlib = _dlib()
         rgb = np.ascontiguousarray(image[:, :, ::-1])

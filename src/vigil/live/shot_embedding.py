@@ -53,6 +53,8 @@ class ShotEmbedder:
             self.first, self.second, self.weight = embedder, None, 1.0
         if not isinstance(self.first, OnnxArcFaceEmbedder):
             raise ModelError(f"live recognition needs an ArcFace-style ONNX recogniser, not {type(self.first).__name__}")
+        if self.second is not None:
+            self.second.load()  # fails before the first frame if the dlib extra is missing
 
     @property
     def cascade(self) -> bool:
