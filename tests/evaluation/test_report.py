@@ -26,7 +26,7 @@ def test_report_runs_offline_and_explains_itself(tmp_path):
     page = write_report(a, tmp_path / "rep", machine={"cpu": "test"}, command="vigil eval report")
     html = page.read_text()
     for heading in ("Verification", "Open-set identification", "Demographic differentials", "Threshold advice",
-                    "Data set and its limits", "Method and definitions"):
+                    "Data set and its limits", "Method and definitions", "At the thresholds live deployments set"):
         assert heading in html
     assert "http://" not in html and "https://" not in html and "<script" not in html  # works offline
     assert html.count("data:image/png;base64,") >= 8

@@ -224,9 +224,30 @@ def _identification_section(ident: dict) -> list[str]:
     return ["<h2>Open-set identification (the live use)</h2>",
             f"<p>{ident['people_with_2_or_more_enrolable']:,} people have an enrolable image and a second image; "
             f"{ident['people_with_1_enrolable']:,} have a single enrolable image. n/a: not supported by the number of "
-            "non-mated searches.</p>", _table(head, rows), *notes,
+            "non-mated searches.</p>", _table(head, rows), *notes, *_live_settings_table(ident),
             _img(plots.fnir_vs_fpir(ident), "FNIR vs FPIR"),
             _img(plots.rates_vs_threshold(ident), "rates vs threshold")]
+
+
+def _live_settings_table(ident: dict) -> list[str]:
+    """What deployments would do: their threshold rule applied to every pooled search."""
+    rows = []
+    for n, r in ident["by_watchlist_size"].items():
+        for rate, x in (r.get("at_live_settings") or {}).items():
+            per = 1e4
+            rows.append([f"{int(n):,}", rate, _num(x["threshold"], ".4f"),
+                         f"{x['false_alerts']:,} / {x['nonmated_searches']:,}",
+                         f"{_num(x['false_alerts_per_face'] * per)} ({_num(x['false_alerts_per_face_upper95'] * per)})",
+                         f"{x['false_alert_probe_images_distinct']:,}: {_e(', '.join(x.get('false_alert_probe_images', [])[:4]))}"
+                         if x["false_alert_probe_images_distinct"] else "0", _pct(x["fnir"])])
+    if not rows:
+        return []
+    return ["<h3>At the thresholds live deployments set</h3>",
+            "<p>A deployment accepting a false alert rate per face on a watchlist of N people sets its threshold at "
+            "the per-comparison FMR rate / N. Applied to every non-mated search pooled over the splits (the same "
+            "photos recur across splits, so the exact 95% upper bound is optimistic):</p>",
+            _table(["N", "accepted per face", "threshold", "false alerts / non-mated searches",
+                    "per 10,000 faces (95% upper)", "distinct probe photos behind them", "FNIR"], rows)]
 
 
 def _fairness_section(fair: dict) -> list[str]:
