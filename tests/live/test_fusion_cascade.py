@@ -3,6 +3,8 @@ would, consults the second model only when it could matter, and runs a whole dep
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -135,3 +137,46 @@ def test_dlib_pack_watchlist_cannot_be_deployed(vigil, admin, video):
                           model_id="dlib-resnet-v1-flip", purpose="test", category="wanted")
     with pytest.raises(ModelError, match="cannot run live"):
         make(vigil, admin, video)
+
+
+def test_second_model_worker_answers_like_the_in_process_model_and_forgets(fused_watchlist, vigil):
+    from vigil.engine.dlib_pack import DlibEmbedder
+    from vigil.engine.images import decode_image
+    from vigil.live.second_model_worker import SecondModelWorker
+
+    image = decode_image(demo_bytes("obama_and_biden.jpg"))
+    faces = vigil.engine().detect(image)
+    local = DlibEmbedder(flip=True)
+    chips = local.chips(image, faces)
+    worker = SecondModelWorker(flip=True)
+    try:
+        rid = worker.submit(chips)
+        forgotten = worker.submit(chips[:1])
+        worker.forget(forgotten)  # its track ended: the answer must not be kept
+        deadline = time.monotonic() + 30
+        answer = None
+        while answer is None and time.monotonic() < deadline:
+            answer = worker.take(rid)
+            time.sleep(0.01)
+        assert answer is not None and np.allclose(answer, local.embed_chips(chips), atol=1e-5)
+        while worker.pending and time.monotonic() < deadline:
+            worker.take(-1)
+            time.sleep(0.01)
+        assert worker.pending == 0 and worker.take(forgotten) is None and not worker._done
+    finally:
+        worker.close()
+    assert not worker.alive
+
+
+def test_real_time_deployment_on_a_fused_watchlist_uses_the_worker(vigil, admin, fused_watchlist, video):
+    from vigil.live.runner import LiveRunner, RunOptions
+
+    dep = make(vigil, admin, video)
+    authorise_deployment(vigil, admin, dep["id"])
+    start_deployment(vigil, admin, dep["id"])
+    runner = LiveRunner(vigil, admin, dep["id"], [], RunOptions(fast=False))
+    assert runner.worker is not None and runner.worker.alive
+    result = runner.run()
+    assert [a["subject_id"] for a in result.alerts] == [fused_watchlist]
+    assert result.summary["second_model_embeddings"] >= 1
+    assert not runner.worker.alive  # stopped with the run

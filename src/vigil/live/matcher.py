@@ -72,12 +72,13 @@ class WatchlistMatcher:
         i = int(np.argmax(margin))
         return i, float(scores[i]), float(self.entry_thresholds[i])
 
-    def best_fused(self, first: np.ndarray, second) -> tuple[int, float, float]:
+    def best_fused(self, first: np.ndarray, second) -> tuple[int, float, float] | None:
         """Like :meth:`best` for a fused watchlist, from the first model's probe template and a
         callable giving the second's. ``second`` is called only when, with a perfect second
         score (1.0), some entry would reach its threshold; otherwise the score returned is
         that upper bound, which is below the entry's threshold. The result is what
-        :meth:`best` gives on the fused template whenever an entry passes."""
+        :meth:`best` gives on the fused template whenever an entry passes. None when
+        ``second`` returns None (its answer is not there yet)."""
         if self.weight is None:
             raise ValueError("best_fused needs a matcher built with split=")
         if self.size == 0:
@@ -88,7 +89,10 @@ class WatchlistMatcher:
         if float(reach.max()) < 0.0:
             i = int(np.argmax(reach))
             return i, float(partial[i] + (1.0 - w)), float(self.entry_thresholds[i])
-        scores = partial + (1.0 - w) * (self.second_part @ np.asarray(second(), np.float32))
+        vector = second()
+        if vector is None:
+            return None
+        scores = partial + (1.0 - w) * (self.second_part @ np.asarray(vector, np.float32))
         i = int(np.argmax(scores - self.entry_thresholds))
         return i, float(scores[i]), float(self.entry_thresholds[i])
 

@@ -11,7 +11,9 @@ Evidence is aggregated along each track: the best-quality shots (up to ``max_sho
 re-embedded when quality improves) are averaged into one template, which is what is
 compared with the watchlist. Faces too small for a single frame to be reliable gain most.
 With the fusion pack each model's part is averaged on its own and the costlier model is
-consulted only when it could change the outcome (:mod:`vigil.live.shot_embedding`).
+consulted only when it could change the outcome (:mod:`vigil.live.shot_embedding`); in real
+time it runs in a worker process and its answer is matched on a later frame
+(:mod:`vigil.live.second_model_worker`).
 
 Privacy: a track's crops and templates live only in the ``Track.data`` dict in memory;
 when a track ends they are dropped with it. Only counts survive, and alerts.
@@ -75,11 +77,12 @@ class CameraStats:
 
 class CameraPipeline:
     def __init__(self, camera: str, engine: FaceEngine, matcher: WatchlistMatcher, live: LiveSettings,
-                 quality: QualitySettings, *, record_located: bool = False):
+                 quality: QualitySettings, *, record_located: bool = False, worker=None):
         self.camera = camera
         self.engine = engine
         self.detector = engine.pack.detector
         self.embedder = ShotEmbedder(engine.pack)
+        self.worker = worker if self.embedder.cascade else None
         self.matcher = matcher
         self.live = live
         self.quality = quality
@@ -169,6 +172,8 @@ class CameraPipeline:
         return False, q, crop
 
     def _embed_and_match(self, image: np.ndarray, t: float, matched: list[tuple[Track, Face]]) -> list[MatchEvent]:
+        boxes = [f.box for _, f in matched]
+        events = self._answered(image, t, matched, boxes)
         todo = []
         for track, face in matched:
             want, q, crop = self._wants_shot(image, track, face, t)
@@ -177,11 +182,9 @@ class CameraPipeline:
         todo.sort(key=lambda x: (len(x[0].data.get("shots", [])), -x[2]))  # new tracks first
         todo = todo[: self.live.embed_budget]
         if not todo:
-            return []
+            return events
         vectors = self.embedder.embed(image, [f for _, f, _, _ in todo], [c for *_, c in todo])
         self.stats.embeddings += len(todo)
-        events = []
-        boxes = [f.box for _, f in matched]
         for (track, face, q, _), vec in zip(todo, vectors):
             shots = track.data.setdefault("shots", [])
             shots.append(Shot(q, vec, t))
@@ -192,33 +195,73 @@ class CameraPipeline:
                 self.stats.faces_compared += 1
             track.data["best_crop"] = (q, face) if q >= track.data.get("best_crop", (-1, None))[0] else \
                 track.data["best_crop"]
-            idx, score, threshold = self._match(shots)
-            history = track.data.setdefault("history", [])
-            history.append(score >= threshold)
-            del history[: -max(1, self.live.confirm_n)]
-            alerted: set = track.data.setdefault("alerted", set())
-            subject = self.matcher.entries[idx].subject_id if idx >= 0 else None
-            if idx >= 0 and score >= threshold and sum(history) >= self.live.confirm_m and subject not in alerted:
-                alerted.add(subject)  # once per track and subject
-                others = [b for b in boxes if b is not face.box]
-                events.append(MatchEvent(self.camera, track.id, idx, score, threshold, t, image, face, others,
-                                         track.first_time))
+            event = self._decide(track, face, image, t, boxes)
+            if event:
+                events.append(event)
         return events
 
-    def _match(self, shots: list[Shot]) -> tuple[int, float, float]:
+    def _answered(self, image: np.ndarray, t: float, matched: list[tuple[Track, Face]], boxes) -> list[MatchEvent]:
+        """Tracks located in this frame whose second-model answer has arrived: match them again."""
+        events = []
+        if self.worker is None:
+            return events
+        for track, face in matched:
+            pending = track.data.get("pending")
+            if not pending:
+                continue
+            vectors = self.worker.take(pending[0])
+            if vectors is None:
+                continue
+            for shot, vector in zip(pending[1], vectors):
+                shot.secondary = vector
+            del track.data["pending"]
+            event = self._decide(track, face, image, t, boxes)
+            if event:
+                events.append(event)
+        return events
+
+    def _decide(self, track: Track, face: Face, image: np.ndarray, t: float, boxes) -> MatchEvent | None:
+        """Match the track's template; an event if it passes (once per track and subject)."""
+        found = self._match(track)
+        if found is None:  # waiting for the second model
+            return None
+        idx, score, threshold = found
+        history = track.data.setdefault("history", [])
+        history.append(score >= threshold)
+        del history[: -max(1, self.live.confirm_n)]
+        alerted: set = track.data.setdefault("alerted", set())
+        subject = self.matcher.entries[idx].subject_id if idx >= 0 else None
+        if idx >= 0 and score >= threshold and sum(history) >= self.live.confirm_m and subject not in alerted:
+            alerted.add(subject)  # once per track and subject
+            others = [b for b in boxes if b is not face.box]
+            return MatchEvent(self.camera, track.id, idx, score, threshold, t, image, face, others, track.first_time)
+        return None
+
+    def _match(self, track: Track) -> tuple[int, float, float] | None:
+        shots: list[Shot] = track.data["shots"]
         weights = np.array([max(s.quality, 0.05) for s in shots], np.float32)
         first = weighted_template([s.vectors.primary for s in shots], weights)
         if not self.embedder.cascade:
             return self.matcher.best(first)
 
-        def second() -> np.ndarray:
-            self.stats.second_embeddings += self.embedder.complete([s.vectors for s in shots])
+        def second() -> np.ndarray | None:
+            missing = [s.vectors for s in shots if s.vectors.secondary is None]
+            if missing and self.worker is not None:  # real time: ask the worker, decide on its answer
+                if "pending" not in track.data:
+                    track.data["pending"] = (self.worker.submit([m.chip for m in missing]), missing)
+                    self.stats.second_embeddings += len(missing)
+                return None
+            self.stats.second_embeddings += self.embedder.complete(missing)
             return weighted_template([s.vectors.secondary for s in shots], weights)
 
         return self.matcher.best_fused(first, second)
 
     def _end(self, track: Track) -> None:
-        """Forget everything about a track: its shots, crops and templates live nowhere else."""
+        """Forget everything about a track: its shots, crops and templates live nowhere else
+        (a second-model request still out is forgotten too, its answer dropped on arrival)."""
+        pending = track.data.get("pending")
+        if pending and self.worker is not None:
+            self.worker.forget(pending[0])
         track.data.clear()
         track.last_face = None
 

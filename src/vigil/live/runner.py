@@ -57,9 +57,10 @@ class LiveRunner:
             self.sources_spec = list(dep.sources)
             false_alert_rate, category_rates = dep.false_alert_rate, dict(dep.category_rates or {})
         self.engine = vigil.engine(coll.pack)
+        shots = ShotEmbedder(self.engine.pack)
         self.matcher = WatchlistMatcher(entries, vectors, self.engine.pack.calibration,
                                         false_alert_rate=false_alert_rate, category_rates=category_rates,
-                                        split=ShotEmbedder(self.engine.pack).split)
+                                        split=shots.split)
         with vigil.store.session() as session:
             dep = get_deployment(session, self.deployment_id)
             dep.record = {**(dep.record or {}), "thresholds": self.matcher.thresholds(),
@@ -70,8 +71,16 @@ class LiveRunner:
         self.readers = [CameraReader(open_source(s["source"], s["camera"], realtime=not options.fast),
                                      keep_latest=not options.fast, buffer=live.frame_buffer)
                         for s in self.sources_spec]
+        # In real time the fusion cascade's dlib half runs in its own process (it holds the GIL);
+        # as fast as possible (files, benchmarks) it runs in line, which keeps runs repeatable.
+        self.worker = None
+        if shots.cascade and not options.fast:
+            from vigil.live.second_model_worker import SecondModelWorker
+
+            self.worker = SecondModelWorker(flip=shots.second.flip)
         self.pipelines = {r.camera: CameraPipeline(r.camera, self.engine, self.matcher, live, vigil.settings.quality,
-                                                   record_located=options.record_located) for r in self.readers}
+                                                   record_located=options.record_located, worker=self.worker)
+                          for r in self.readers}
         self.evidence = None
         if live.evidence_clip_seconds > 0:
             from vigil.live.evidence import EvidenceRecorder
@@ -115,6 +124,8 @@ class LiveRunner:
                 reader.stop()
             for reader in self.readers:
                 reader.join(timeout=2.0)
+            if self.worker:
+                self.worker.close()
         wall = time.monotonic() - start_wall
         if self.evidence:
             for camera in self.pipelines:
