@@ -246,11 +246,16 @@ class CameraPipeline:
 
         def second() -> np.ndarray | None:
             missing = [s.vectors for s in shots if s.vectors.secondary is None]
-            if missing and self.worker is not None:  # real time: ask the worker, decide on its answer
+            if missing and self.worker is not None:
+                # real time: ask the worker (one request out per track at a time) and decide now on
+                # the shots it has already answered for, if any; its answer triggers a new decision
                 if "pending" not in track.data:
                     track.data["pending"] = (self.worker.submit([m.chip for m in missing]), missing)
                     self.stats.second_embeddings += len(missing)
-                return None
+                answered = [i for i, s in enumerate(shots) if s.vectors.secondary is not None]
+                if not answered:
+                    return None
+                return weighted_template([shots[i].vectors.secondary for i in answered], weights[answered])
             self.stats.second_embeddings += self.embedder.complete(missing)
             return weighted_template([s.vectors.secondary for s in shots], weights)
 
