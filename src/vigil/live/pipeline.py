@@ -215,18 +215,22 @@ class CameraPipeline:
             for shot, vector in zip(pending[1], vectors):
                 shot.secondary = vector
             del track.data["pending"]
-            event = self._decide(track, face, image, t, boxes)
+            event = self._decide(track, face, image, t, boxes, new_shot=False)
             if event:
                 events.append(event)
         return events
 
-    def _decide(self, track: Track, face: Face, image: np.ndarray, t: float, boxes) -> MatchEvent | None:
-        """Match the track's template; an event if it passes (once per track and subject)."""
+    def _decide(self, track: Track, face: Face, image: np.ndarray, t: float, boxes,
+                new_shot: bool = True) -> MatchEvent | None:
+        """Match the track's template; an event if it passes (once per track and subject).
+        A decision on a second-model answer revises the latest shot's vote instead of adding one."""
         found = self._match(track)
         if found is None:  # waiting for the second model
             return None
         idx, score, threshold = found
         history = track.data.setdefault("history", [])
+        if history and not new_shot:
+            history.pop()
         history.append(score >= threshold)
         del history[: -max(1, self.live.confirm_n)]
         alerted: set = track.data.setdefault("alerted", set())
