@@ -225,12 +225,14 @@ class CameraPipeline:
         """Match the track's template; an event if it passes (once per track and subject).
         A decision on a second-model answer revises the latest shot's vote instead of adding one."""
         found = self._match(track)
-        if found is None:  # waiting for the second model
-            return None
-        idx, score, threshold = found
         history = track.data.setdefault("history", [])
         if history and not new_shot:
             history.pop()
+        if found is None:  # waiting for the second model: a "no" until its answer revises it
+            history.append(False)
+            del history[: -max(1, self.live.confirm_n)]
+            return None
+        idx, score, threshold = found
         history.append(score >= threshold)
         del history[: -max(1, self.live.confirm_n)]
         alerted: set = track.data.setdefault("alerted", set())
