@@ -180,3 +180,17 @@ def test_real_time_deployment_on_a_fused_watchlist_uses_the_worker(vigil, admin,
     assert [a["subject_id"] for a in result.alerts] == [fused_watchlist]
     assert result.summary["second_model_embeddings"] >= 1
     assert not runner.worker.alive  # stopped with the run
+
+
+def test_a_dead_worker_falls_back_to_the_in_line_model(vigil, admin, fused_watchlist, video):
+    from vigil.live.runner import LiveRunner, RunOptions
+
+    dep = make(vigil, admin, video)
+    authorise_deployment(vigil, admin, dep["id"])
+    start_deployment(vigil, admin, dep["id"])
+    runner = LiveRunner(vigil, admin, dep["id"], [], RunOptions(fast=False))
+    runner.worker._process.kill()
+    runner.worker._process.join(timeout=10)
+    result = runner.run()
+    assert [a["subject_id"] for a in result.alerts] == [fused_watchlist]  # still found, in line
+    assert result.summary["second_model_worker_failed"] is True

@@ -72,6 +72,7 @@ class CameraStats:
     faces_compared: int = 0  # tracks that reached the watchlist at least once ("faces seen")
     embeddings: int = 0
     second_embeddings: int = 0  # fusion pack: shots the second (costlier) model embedded
+    second_model_worker_failed: bool = False
     located_per_frame: list = field(default_factory=list)
 
 
@@ -204,6 +205,10 @@ class CameraPipeline:
         """Tracks located in this frame whose second-model answer has arrived: match them again."""
         events = []
         if self.worker is None:
+            return events
+        if not self.worker.alive:  # the worker died: carry on in line (slower) rather than go blind
+            self.worker = None
+            self.stats.second_model_worker_failed = True
             return events
         for track, face in matched:
             pending = track.data.get("pending")

@@ -197,6 +197,7 @@ class LiveRunner:
             "faces_seen": faces_seen, "tracks": sum(p.stats.tracks for p in self.pipelines.values()),
             "embeddings": sum(p.stats.embeddings for p in self.pipelines.values()),
             "second_model_embeddings": sum(p.stats.second_embeddings for p in self.pipelines.values()),
+            "second_model_worker_failed": any(p.stats.second_model_worker_failed for p in self.pipelines.values()),
             "alerts": len(self.alerts), "duplicates_suppressed": self.duplicates,
             "fps": round(processed / wall, 2) if wall else 0.0, "source_fps": src_fps,
             "realtime_factor": round((processed / wall) / src_fps, 3) if wall and src_fps else None,
