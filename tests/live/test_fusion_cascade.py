@@ -129,12 +129,20 @@ def test_deployment_on_a_fused_watchlist_alerts_through_the_cascade(vigil, admin
     assert 1 <= summary["second_model_embeddings"] <= summary["embeddings"]
 
 
-def test_dlib_pack_watchlist_cannot_be_deployed(vigil, admin, video):
+def test_dlib_pack_watchlist_is_refused_and_cannot_be_deployed(vigil, admin, video):
     from vigil.store.collections import create_collection
+    from vigil.store.schema import Collection
 
-    with vigil.store.session() as s:
+    with vigil.store.session() as s, pytest.raises(ModelError, match="cannot run live"):
         create_collection(s, vigil.store.audit, admin, "watchlist", "wanted", pack="dlib",
                           model_id="dlib-resnet-v1-flip", purpose="test", category="wanted")
+    with vigil.store.session() as s:  # a gallery may use it (retrospective search on stills)
+        create_collection(s, vigil.store.audit, admin, "gallery", "stills", pack="dlib",
+                          model_id="dlib-resnet-v1-flip", purpose="test")
+        # a watchlist from before the rule, turned to dlib behind the API's back, is refused at deployment
+        coll = create_collection(s, vigil.store.audit, admin, "watchlist", "wanted", pack="sface",
+                                 model_id="sface-2021dec-fp32-flip", purpose="test", category="wanted")
+        s.get(Collection, coll.id).pack = "dlib"
     with pytest.raises(ModelError, match="cannot run live"):
         make(vigil, admin, video)
 

@@ -28,3 +28,17 @@ def test_reindex_to_the_dlib_pack(vigil, admin, tmp_path):
                         path=demo_path("obama_speech.jpg", tmp_path))
     assert result["faces"][0]["candidates"][0]["subject_id"] == obama.subject_id
     assert result["model_id"] == "dlib-resnet-v1-flip"
+
+
+def test_a_watchlist_cannot_be_reindexed_to_a_pack_that_cannot_run_live(vigil, admin):
+    from vigil.errors import ModelError
+    from vigil.store.collections import create_collection
+
+    engine = vigil.engine()
+    with vigil.store.session() as s:
+        watchlist = create_collection(s, vigil.store.audit, admin, "watchlist", "wanted", pack="sface",
+                                      model_id=engine.model_id, purpose="test")
+    with pytest.raises(ModelError, match="cannot run live"):
+        reindex(vigil, admin, "dlib", [watchlist], show_progress=False)
+    with vigil.store.session() as s:
+        assert s.get(Collection, watchlist.id).pack == "sface"  # untouched

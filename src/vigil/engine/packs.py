@@ -25,6 +25,14 @@ from vigil.engine.calibration import Calibration, load_calibration, site_calibra
 from vigil.errors import ModelError
 
 PACK_NAMES = ("sface", "dlib", "fusion", "custom")
+LIVE_PACKS = ("sface", "fusion", "custom")  # YuNet-detected: batched, multi-scale detection for video
+
+
+def check_live_pack(pack_name: str) -> None:
+    """Refuse a pack that cannot run live (watchlists and deployments)."""
+    if pack_name not in LIVE_PACKS:
+        raise ModelError(f"the {pack_name!r} pack cannot run live (its detector is built for stills); "
+                         f"watchlists and live deployments use the {', '.join(LIVE_PACKS)} packs")
 _cache: dict[tuple, "Pack"] = {}
 _cache_lock = threading.Lock()
 

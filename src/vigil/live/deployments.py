@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
+from vigil.engine.packs import check_live_pack
 from vigil.errors import NotFoundError, PolicyError, VigilError
 from vigil.governance.permissions import Actor, require
-from vigil.live.shot_embedding import check_live_pack
 from vigil.live.snapshots import delete_snapshot_entries, freeze
 from vigil.store.collections import get_collection, is_expired
 from vigil.store.schema import Alert, Collection, Deployment, Snapshot

@@ -23,16 +23,8 @@ import numpy as np
 from vigil.engine.faces import Face
 from vigil.engine.fusion import FusionEmbedder
 from vigil.engine.onnx_embedder import OnnxArcFaceEmbedder, l2_normalise
+from vigil.engine.packs import check_live_pack
 from vigil.errors import ModelError
-
-LIVE_PACKS = ("sface", "fusion", "custom")
-
-
-def check_live_pack(pack_name: str) -> None:
-    if pack_name not in LIVE_PACKS:
-        raise ModelError(f"the {pack_name!r} pack cannot run live (its detector is built for stills); "
-                         f"live deployments use watchlists of the {', '.join(LIVE_PACKS)} packs")
-
 
 @dataclass
 class ShotVectors:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from vigil.engine.images import decode_image
+from vigil.engine.packs import check_live_pack
 from vigil.errors import NoFaceError
 from vigil.governance.permissions import Actor, require
 from vigil.progress import progress_bar
@@ -16,6 +17,8 @@ from vigil.store.store import template_context
 
 def reindex(vigil, actor: Actor, pack: str, collections: list[Collection], *, show_progress: bool = True) -> dict:
     require(actor, "system.admin")
+    if any(c.kind == "watchlist" for c in collections):
+        check_live_pack(pack)  # a watchlist must stay deployable
     engine = vigil.engine(pack)
     new_model = engine.model_id
     summary = {"pack": pack, "model_id": new_model, "collections": [], "templates_made": 0,

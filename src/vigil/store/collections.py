@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from vigil.engine.packs import check_live_pack
 from vigil.errors import ConflictError, NotFoundError, PolicyError, VigilError
 from vigil.governance.permissions import Actor, require
 from vigil.store.schema import Collection, Membership, Snapshot
@@ -43,6 +44,8 @@ def create_collection(session: Session, audit, actor: Actor, kind: str, name: st
         raise VigilError("a name of 1-120 characters is required")
     if kind == "watchlist" and not purpose.strip():
         raise PolicyError("a watchlist needs a purpose (--purpose)")
+    if kind == "watchlist":
+        check_live_pack(pack)
     check_category(category)
     if expires_at is not None and as_utc(expires_at) <= utcnow():
         raise PolicyError("the expiry date is already past")
