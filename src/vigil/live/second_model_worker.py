@@ -109,9 +109,13 @@ class SecondModelWorker:
                 self._requests.put(None)
             except (OSError, ValueError):
                 pass
-            self._process.join(timeout=5)
+            deadline = time.monotonic() + 5
+            while self._process.is_alive() and time.monotonic() < deadline:
+                self._drain()  # unread answers would keep the worker from exiting
+                self._process.join(timeout=0.05)
             if self._process.is_alive():
                 self._process.terminate()
                 self._process.join(timeout=5)
+        self._requests.cancel_join_thread()  # never block this process's exit on a dead worker
         self._done.clear()
         self._forgotten.clear()
