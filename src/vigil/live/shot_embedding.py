@@ -6,12 +6,14 @@ The fusion pack scores ``w * s_sface + (1 - w) * s_dlib`` (see :mod:`vigil.engin
 and dlib's ResNet costs about twenty times SFace per face. So every shot gets its SFace
 vector and its 150x150 dlib chip (cheap) straight away, and the dlib descriptor only when
 the SFace part leaves some watchlist entry within reach of its threshold even if dlib were
-to score a perfect 1.0 (:meth:`WatchlistMatcher.best_fused`). That bound is exact, so the
-cascade raises the same alerts as embedding everything with both models; the chips are
-kept in the track's memory with its other shots and dropped with it.
+to score a perfect 1.0 (:meth:`WatchlistMatcher.best_fused`). That bound is exact, so run
+in line the cascade raises the same alerts as embedding everything with both models (in
+real time dlib answers from a worker process, :mod:`vigil.live.second_model_worker`). The
+chips are kept in the track's memory with its other shots and dropped with it.
 
 The dlib pack alone cannot run live: its HOG detector has none of the batched,
-multi-scale detection the live pipeline relies on. Deployments refuse it up front.
+multi-scale detection the live pipeline relies on. Watchlists and deployments refuse it
+(:func:`vigil.engine.packs.check_live_pack`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from vigil.engine.fusion import FusionEmbedder
 from vigil.engine.onnx_embedder import OnnxArcFaceEmbedder, l2_normalise
 from vigil.engine.packs import check_live_pack
 from vigil.errors import ModelError
+
 
 @dataclass
 class ShotVectors:
