@@ -28,6 +28,14 @@ def test_verify_json_contract(home, tmp_path):
     assert other["match"] is False and other["threshold"] < data["threshold"]
 
 
+def test_models_say_which_packs_can_run_live(home):
+    result = runner.invoke(app, ["models", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["pack"]: r for r in json.loads(result.stdout)}
+    assert rows["sface"]["live"] and rows["fusion"]["live"] and not rows["dlib"]["live"]
+    assert rows["sface"]["available"] and rows["sface"]["threshold_at_fmr_1e-4"] > 0
+
+
 def test_detect_json_lists_both_faces(home, tmp_path):
     data = run_json(["detect", str(demo_path("obama_and_biden.jpg", tmp_path))])
     assert len(data["faces"]) == 2 and all(len(f["landmarks"]) == 5 for f in data["faces"])

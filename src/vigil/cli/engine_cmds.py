@@ -114,13 +114,13 @@ def _audit_config_change(s, action: str, details: dict) -> None:
 
 def models(as_json: bool = JsonOpt) -> None:
     """List model packs, whether they are installed, and their calibration."""
-    from vigil.engine.packs import PACK_NAMES, get_pack
+    from vigil.engine.packs import LIVE_PACKS, PACK_NAMES, get_pack
     from vigil.errors import VigilError
 
     s = settings()
     rows = []
     for name in PACK_NAMES:
-        row = {"pack": name, "available": False}
+        row = {"pack": name, "available": False, "live": name in LIVE_PACKS}
         try:
             pack = get_pack(name, s)
             row.update(available=True, model_id=pack.model_id, dim=pack.dim)
@@ -136,11 +136,12 @@ def models(as_json: bool = JsonOpt) -> None:
 
     def human(rs):
         table = Table(title="Model packs")
-        for col in ("pack", "model", "calibration", "thr@1e-4", "note"):
+        for col in ("pack", "model", "calibration", "thr@1e-4", "live", "note"):
             table.add_column(col)
         for r in rs:
             table.add_row(r["pack"], r.get("model_id", "-"), str(r.get("calibration") or "-"),
-                          str(r.get("threshold_at_fmr_1e-4", "-")), r.get("note", ""))
+                          str(r.get("threshold_at_fmr_1e-4", "-")), "yes" if r["live"] else "stills only",
+                          r.get("note", ""))
         console.print(table)
 
     emit(rows, as_json, human)
