@@ -29,20 +29,25 @@ def two_people_video(path, seconds=3.0, fps=10, size=(800, 480)):
     return path
 
 
-@pytest.fixture()
-def watchlist(vigil, admin):
+def obama_watchlist(vigil, admin, pack: str = "sface") -> dict:
+    """An authorised watchlist "wanted" of the given pack holding Barack Obama."""
     from vigil.retro.enrolment import Enroller, EnrolItem
     from vigil.store.collections import authorise_watchlist, create_collection, get_collection
 
-    engine = vigil.engine()
+    engine = vigil.engine(pack)
     with vigil.store.session() as s:
-        coll = create_collection(s, vigil.store.audit, admin, "watchlist", "wanted", pack="sface",
+        coll = create_collection(s, vigil.store.audit, admin, "watchlist", "wanted", pack=pack,
                                  model_id=engine.model_id, purpose="test", category="wanted")
     out = Enroller(vigil.store, engine, vigil.indexes, admin, coll).enrol_bytes(
         demo_bytes("obama.jpg"), EnrolItem("a", "Barack Obama"))
     with vigil.store.session() as s:
         authorise_watchlist(s, vigil.store.audit, admin, get_collection(s, "watchlist", "wanted"))
     return {"collection": coll, "obama": out.subject_id}
+
+
+@pytest.fixture()
+def watchlist(vigil, admin):
+    return obama_watchlist(vigil, admin)
 
 
 @pytest.fixture()

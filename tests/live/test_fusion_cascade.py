@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import demo_bytes
+from tests.live.conftest import obama_watchlist
 from tests.live.test_deployments import make, run
 from vigil.engine.fusion import combine
 from vigil.engine.onnx_embedder import l2_normalise
@@ -103,18 +104,7 @@ def test_single_model_matcher_refuses_the_cascade():
 @pytest.fixture()
 def fused_watchlist(vigil, admin):
     pytest.importorskip("dlib", reason="the fusion pack needs the optional dlib extra: pip install 'vigil[dlib]'")
-    from vigil.retro.enrolment import Enroller, EnrolItem
-    from vigil.store.collections import authorise_watchlist, create_collection, get_collection
-
-    engine = vigil.engine("fusion")
-    with vigil.store.session() as s:
-        coll = create_collection(s, vigil.store.audit, admin, "watchlist", "wanted", pack="fusion",
-                                 model_id=engine.model_id, purpose="test", category="wanted")
-    out = Enroller(vigil.store, engine, vigil.indexes, admin, coll).enrol_bytes(
-        demo_bytes("obama.jpg"), EnrolItem("a", "Barack Obama"))
-    with vigil.store.session() as s:
-        authorise_watchlist(s, vigil.store.audit, admin, get_collection(s, "watchlist", "wanted"))
-    return out.subject_id
+    return obama_watchlist(vigil, admin, "fusion")["obama"]
 
 
 def test_deployment_on_a_fused_watchlist_alerts_through_the_cascade(vigil, admin, fused_watchlist, video):
