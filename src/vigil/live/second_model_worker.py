@@ -106,8 +106,8 @@ class SecondModelWorker:
     def close(self) -> None:
         if self._process.is_alive():
             try:
-                self._requests.put(None)
-            except (OSError, ValueError):
+                self._requests.put(None)  # ask it to stop; terminated below if it does not
+            except (OSError, ValueError):  # queue already closed: nothing to ask, terminate below
                 pass
             deadline = time.monotonic() + 5
             while self._process.is_alive() and time.monotonic() < deadline:
