@@ -10,7 +10,7 @@ from vigil.governance.users import (
 
 
 def test_first_run_created_an_admin_for_the_os_user_with_a_generated_password(vigil):
-    info = vigil.store.first_run
+    info = vigil.first_run
     assert info["password"] and len(info["password"]) >= 16
     with vigil.store.session() as s:
         user = get_user(s, info["admin"])

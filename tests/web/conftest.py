@@ -57,7 +57,7 @@ def console_app(tmp_path_factory):
 
     app = make_app(tmp_path_factory.mktemp("console") / "home")
     with TestClient(app) as client:
-        add_users(client, app.state.vigil.store.first_run)
+        add_users(client, app.state.vigil.first_run)
         yield app
     forget_contexts()
 
@@ -77,7 +77,7 @@ def login(client, username: str, password: str) -> None:
 
 def login_as(client, app, role: str) -> None:
     if role == "admin":
-        first = app.state.vigil.store.first_run
+        first = app.state.vigil.first_run
         login(client, first["admin"], first["password"])
     else:
         login(client, role, PASSWORDS[role])
@@ -144,7 +144,7 @@ def live_server(browser_tools, tmp_path_factory):
     server = LiveServer(app)
     server.start()
     with httpx.Client(base_url=server.url, timeout=60) as c:
-        add_users(c, app.state.vigil.store.first_run)
+        add_users(c, app.state.vigil.first_run)
     yield server
     server.stop()
     forget_contexts()

@@ -226,7 +226,7 @@ def test_console_end_to_end(browser, live_server, check_page, tmp_path):
     from playwright.sync_api import expect
 
     server = live_server
-    first = server.app.state.vigil.store.first_run
+    first = server.app.state.vigil.first_run
     video = make_demo_video(tmp_path / "camera-1.mp4", server.app.state.vigil.engine(None))
     problems: list[str] = []
     context, page = new_page(browser, server, problems)

@@ -31,7 +31,7 @@ def init(as_json: bool = JsonOpt) -> None:
     from vigil.services import get_vigil
 
     vigil = get_vigil(settings())
-    first = getattr(vigil.store, "first_run", None)
+    first = vigil.first_run
     data = {"home": str(vigil.store.home), "initialised_now": bool(first),
             "admin": first["admin"] if first else None, "password": first["password"] if first else None}
     emit(data, as_json, lambda d: console.print(

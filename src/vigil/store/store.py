@@ -1,8 +1,9 @@
-"""The open store: database, keys, encrypted blobs and the audit log, wired together.
+"""The open store: database, keys and encrypted blobs, wired together. Persistence only:
+who may act and what is audited is the service layer's business (``vigil.services``), which
+registers its own after-commit hooks (the audit head) through :meth:`Store.add_commit_hook`.
 
-:func:`open_store` is what every command and the API call. On a fresh data directory it
-initialises it (keys with mode 0600, schema migrations, first admin user for the
-operating-system user), so the first command of a script just works.
+:func:`open_store` initialises a fresh data directory (keys with mode 0600, schema
+migrations), so the first command of a script just works.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from vigil.config import Settings
-from vigil.governance.audit import AuditKey, AuditLog
 from vigil.store.blobs import BlobStore
 from vigil.store.crypto import Keyring, load_keyring
 from vigil.store.db import make_engine, session_factory, sqlite_path, upgrade
@@ -37,8 +37,8 @@ class Store:
         else:
             self.created_keys = False
         self.keyring = load_keyring(home, settings.key)
-        self.audit = AuditLog(AuditKey.load_or_create(home / "keys" / "audit.key", settings.audit_key),
-                              settings.head_path)
+        self._commit_hooks: list = []
+        self.audit = None  # TRANSITIONAL alias of Vigil.audit, set by the service context; remove when unused
         self.engine = make_engine(settings.db_url)
         db_file = sqlite_path(settings.db_url)
         if migrate:
@@ -49,9 +49,15 @@ class Store:
         self.blobs = BlobStore(settings.blobs_dir, self.keyring)
         event.listen(self.Session, "after_commit", self._after_commit)
 
+    def add_commit_hook(self, hook) -> None:
+        """``hook(session)`` runs after every commit of this store's sessions."""
+        if hook not in self._commit_hooks:
+            self._commit_hooks.append(hook)
+
     def _after_commit(self, session: Session) -> None:
         self.blobs.unlink_pending(session)
-        self.audit.after_commit(session)
+        for hook in self._commit_hooks:
+            hook(session)
         for callback in session.info.pop("after_commit_callbacks", []):
             callback()
 
@@ -100,9 +106,6 @@ def open_store(settings: Settings) -> "Store":
         store = _stores.get(key)
         if store is None:
             store = Store(settings)
-            from vigil.governance.bootstrap import ensure_initialised
-
-            ensure_initialised(store)
             _stores[key] = store
         return store
 
