@@ -39,35 +39,25 @@ _register()
 
 
 def main() -> None:
+    """Run the CLI with one error contract, whatever Typer version is installed.
+
+    Typer (0.2x vendors its own copy of click, with its own exception classes) handles its
+    usage errors itself in standalone mode: a short usage message on stderr and exit code 2,
+    never a traceback. Vigil's own errors (a user's mistake the code recognised) pass through
+    it untouched and are printed here as one line with their exit code.
+    """
     os.environ.setdefault("ORT_LOGGING_LEVEL", "3")
     wants_json = "--json" in sys.argv
     try:
-        code = app(standalone_mode=False)  # click returns typer.Exit codes in this mode
-        if isinstance(code, int) and code:
-            sys.exit(code)
+        app(standalone_mode=True)  # exits: 0, a typer.Exit code, or 2 for a usage error
     except VigilError as exc:
         if wants_json:
             print_json({"error": str(exc), "type": exc.__class__.__name__})
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
-    except (typer.Exit, SystemExit) as exc:
-        code = getattr(exc, "exit_code", None)
-        if code is None:
-            code = getattr(exc, "code", 0)
-        sys.exit(code or 0)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":

@@ -1,0 +1,73 @@
+"""The CLI's error contract: a usage mistake (unknown option, missing argument, bad value,
+unknown command) is a short usage message on stderr and exit code 2, never a traceback.
+
+Typer 0.2x raises its own click exception classes, which ``main()`` once failed to catch:
+every usage error was a 30-line traceback. The walk below covers every registered command
+and sub-command, so a new command is covered without editing this file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import typer
+
+from vigil.cli import app, main
+
+
+def _command_paths(command=None, path=()) -> list[tuple[str, ...]]:
+    command = command or typer.main.get_command(app)
+    paths = [path]
+    for name, sub in sorted(getattr(command, "commands", {}).items()):
+        paths += _command_paths(sub, path + (name,))
+    return paths
+
+
+def _run(args: list[str], home) -> subprocess.CompletedProcess:
+    env = {**os.environ, "VIGIL_HOME": str(home), "COLUMNS": "100"}
+    return subprocess.run([sys.executable, "-m", "vigil", *args], capture_output=True, text=True, env=env,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("args, says", [
+    (["backup", "--bogus"], "No such option"),
+    (["verify"], "Missing argument"),
+    (["synth", "crowd", "--out", "x.mp4", "--width", "wide"], "Invalid value"),
+    (["no-such-command"], "No such command"),
+    (["db", "copy"], "Missing option"),
+])
+def test_usage_errors_through_python_m_vigil(args, says, home):
+    proc = _run(args, home)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+    assert says in proc.stderr
+    assert len(proc.stderr.splitlines()) < 12  # a usage message, not a stack
+
+
+def test_every_command_rejects_an_unknown_option_with_exit_code_2(home, monkeypatch, capsys):
+    paths = _command_paths()
+    assert len(paths) > 40  # the walk found the command tree
+    failures = []
+    for path in paths:
+        monkeypatch.setattr(sys, "argv", ["vigil", *path, "--no-such-option-xyz"])
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code
+        except BaseException as exc:  # noqa: BLE001 - escaping main() is the traceback a user would see
+            failures.append(f"vigil {' '.join(path)}: {type(exc).__name__}: {exc}")
+            continue
+        else:
+            code = 0
+        err = capsys.readouterr().err
+        if code != 2 or "No such option" not in err or "Traceback" in err:
+            failures.append(f"vigil {' '.join(path)}: exit {code}: {err[-200:]}")
+    assert not failures, "\n".join(failures)
+
+
+def test_a_vigil_error_is_one_line_with_its_own_exit_code(home, tmp_path):
+    proc = _run(["restore", str(tmp_path / "not-a-backup")], home)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr and "not a Vigil backup" in proc.stderr
