@@ -123,7 +123,7 @@ def main(argv=None) -> int:
     root = lfw_root(args.data)
     if root is None:
         skip("LFW not found (../shared/data/lfw); pass --data")
-    from vigil.live.synth import CrowdOptions, generate_crowd
+    from vigil.synth import CrowdOptions, generate_crowd
     from vigil.retro.enrolment import Enroller, items_from_csv
     from vigil.services import get_vigil
     from vigil.store.collections import create_collection

@@ -42,7 +42,7 @@ def crowd(
     """Compose a crowd of real people's photos walking across a scene, with a truth file of who
     appears where and when; some are on the watchlist through a different photo."""
     from vigil.engine.face_engine import FaceEngine
-    from vigil.live.synth import CrowdOptions, generate_crowd
+    from vigil.synth import CrowdOptions, generate_crowd
     from vigil.progress import progress_bar
     from vigil.store.collections import check_category
 

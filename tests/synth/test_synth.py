@@ -13,9 +13,9 @@ import typer
 from typer.testing import CliRunner
 
 from vigil.errors import VigilError
-from vigil.live.synth import CrowdOptions, generate_crowd
-from vigil.live.synth_faces import cut_head, display_name
-from vigil.live.synth_render import motion_kernel
+from vigil.synth.crowd import CrowdOptions, generate_crowd
+from vigil.synth.faces import cut_head, display_name
+from vigil.synth.render import motion_kernel
 
 W, H, FPS, SECONDS, SEED = 320, 240, 25, 3, 1
 ARGS = ["--width", str(W), "--height", str(H), "--fps", str(FPS), "--seconds", str(SECONDS),

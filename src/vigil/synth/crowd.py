@@ -8,8 +8,8 @@ face box as pasted, frame by frame, with how much of it was hidden, so a benchma
 count true alerts, false alerts and time to alert. Faces of 20-40 px (people at the back)
 are deliberately common: that is where plain downscaling of a still photo stops working.
 
-Modules: :mod:`synth_faces` (people, photo choice, head cutting), :mod:`synth_scene`
-(geometry, walks, background), :mod:`synth_render` (drawing a frame). docs/synth.md
+Modules: :mod:`vigil.synth.faces` (people, photo choice, head cutting), :mod:`vigil.synth.scene`
+(geometry, walks, background), :mod:`vigil.synth.render` (drawing a frame). docs/synth.md
 documents the truth format.
 """
 
@@ -26,9 +26,9 @@ import cv2
 import numpy as np
 
 from vigil.errors import VigilError
-from vigil.live import synth_render as render
-from vigil.live.synth_faces import CastMember, FaceCutter, choose_others, choose_watchlist, demo_people, folder_people
-from vigil.live.synth_scene import Layout, fit_background, layout, plan_occluders, plan_walk, procedural_background
+from vigil.synth import render
+from vigil.synth.faces import CastMember, FaceCutter, choose_others, choose_watchlist, demo_people, folder_people
+from vigil.synth.scene import Layout, fit_background, layout, plan_occluders, plan_walk, procedural_background
 
 TRUTH_FORMAT = "vigil-synth-crowd/1"
 MIN_VISIBLE = 0.5  # a face less than half visible is not listed in ``boxes``

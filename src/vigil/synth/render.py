@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from vigil.live.synth_faces import Sprite
+from vigil.synth.faces import Sprite
 
 BLUR_MIN_SPEED = 2.5  # px per frame before motion blur shows
 EXPOSURE = 0.15  # fraction of the frame interval the shutter is open (~1/170 s at 25 fps: daylight CCTV)
