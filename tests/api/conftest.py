@@ -37,7 +37,7 @@ def moving_face_video(path, seconds=2.0, fps=10, name="obama_speech.jpg"):
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, model_cache):
-    from vigil.api.app import create_app
+    from vigil.server import create_app
     from vigil.config import Settings
     from vigil.governance.users import create_token, create_user
     from vigil.live.deployments import authorise_deployment, create_deployment, start_deployment

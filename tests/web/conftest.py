@@ -30,7 +30,7 @@ def axe_path() -> Path:
 
 
 def make_app(home: Path):
-    from vigil.api.app import create_app
+    from vigil.server import create_app
     from vigil.config import Settings
 
     home.mkdir(parents=True, exist_ok=True)

@@ -44,7 +44,7 @@ def demo(
     if serve:
         import uvicorn
 
-        from vigil.api.app import create_app
+        from vigil.server import create_app
 
         console.print(f"Console: [bold]http://127.0.0.1:{port}/[/]  (Ctrl-C to stop)")
         uvicorn.run(create_app(s), host="127.0.0.1", port=port, log_level="warning", access_log=False)

@@ -20,7 +20,7 @@ def serve(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Opt
     """Serve the API (/api, OpenAPI document at /openapi.json) and the operator console (/)."""
     import uvicorn
 
-    from vigil.api.app import create_app
+    from vigil.server import create_app
 
     app = create_app(settings(), retention_every=retention_every or None)
     console.print(f"Vigil console: http://{host}:{port}/   OpenAPI: http://{host}:{port}/openapi.json")

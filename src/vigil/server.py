@@ -1,4 +1,11 @@
-"""The FastAPI application: REST API under /api, the web console at /."""
+"""The composition root: one FastAPI application with the REST API under /api and the
+operator console at /, sharing one application context.
+
+It lives above both front ends (``vigil.api`` and ``vigil.web``) so that neither imports
+the other: the API once built the whole application and so imported the console, an
+upward import. The hourly retention loop runs here too; it calls the retention use case
+like any other caller, as the system actor.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +22,12 @@ from vigil.config import Settings
 
 
 def _retention_loop(vigil, stop: threading.Event, every_seconds: float) -> None:
-    from vigil.governance.permissions import SYSTEM
-    from vigil.governance.retention import run_retention
+    from vigil.services import SYSTEM
 
     while not stop.wait(every_seconds):
         try:
+            from vigil.services.retention import run_retention
+
             run_retention(vigil, SYSTEM)
         except Exception:  # noqa: BLE001 - a failed run is retried next time; it is audited when it succeeds
             continue
