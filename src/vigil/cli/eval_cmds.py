@@ -115,6 +115,16 @@ def eval_identification(
     seed: int = SeedOpt,
     splits: int = SplitsOpt,
     pack: str = PackOpt,
+    score_norm: str = typer.Option("none", "--score-norm", help="Cohort score normalisation: none, symmetric "
+                                   "(adaptive S-norm) or entry (the watchlist entry's side only)."),
+    references: int = typer.Option(1, "--references", min=1, max=3, help="Reference photos per listed person."),
+    reference_rule: str = typer.Option("max", "--reference-rule", help="How several references score: max or "
+                                       "mean (one mean template)."),
+    heldout: bool = typer.Option(False, "--heldout", help="Calibrate the live threshold on held-out people "
+                                 "(implied by --score-norm and --references 2 or 3)."),
+    cohort_size: int = typer.Option(1000, "--cohort-size", help="Cohort people (held-out protocol)."),
+    fuse_with: str = typer.Option(None, "--fuse-with", help="Fuse --pack's scores with this pack's (held-out "
+                                  "protocol; weight fitted on the calibration half)."),
     out: Path = OutFileOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -123,6 +133,10 @@ def eval_identification(
 
     sizes = tuple(watchlist_size) if watchlist_size else (100, 1000, 5000)
     primary = watchlist_size[0] if watchlist_size else 1000
+    if heldout or score_norm != "none" or references > 1 or reference_rule != "max" or fuse_with:
+        _heldout_identification(data, pack, fuse_with, score_norm, references, reference_rule, cohort_size,
+                                primary, seed, splits, out, as_json)
+        return
     engine, d = _load(data, pack, as_json)
     cal = calibration_for(engine, d, show_progress=not as_json)
     res, _ = identification(d, cal, sizes=sizes, seed=seed, splits=splits, show_progress=not as_json)
@@ -135,6 +149,32 @@ def eval_identification(
             f = ", ".join(f"{k}: {'n/a' if v is None else f'{v * 100:.2f}%'}" for k, v in x["fnir_at_fpir"].items())
             console.print(f"N={int(n):,}: FNIR at FPIR {{{f}}}; rank-1 {x['rank1'] * 100:.2f}%; smallest "
                           f"supportable FPIR {x['smallest_supportable_fpir']:.2g}")
+
+    emit(result, as_json, human)
+
+
+def _heldout_identification(data, pack, fuse_with, score_norm, references, rule, cohort_size, size, seed, splits,
+                            out, as_json) -> None:
+    from vigil.errors import VigilError
+    from vigil.evaluation.heldout import Variant, evaluate_heldout
+
+    try:
+        variant = Variant(score_norm=None if score_norm == "none" else score_norm, references=references,
+                          rule=rule, cohort_people=cohort_size)
+        _, d = _load(data, pack, as_json)
+        other = _load(data, fuse_with, as_json)[1] if fuse_with else None
+        result = evaluate_heldout(d, variant, size=size, seed=seed, splits=splits, second=other,
+                                  show_progress=not as_json)
+    except ValueError as exc:
+        raise VigilError(str(exc)) from exc
+    _write(out, result)
+
+    def human(r):
+        console.print(f"[bold]Open-set identification, held-out calibration ({r['model_id']})[/], "
+                      f"{r['variant']}", highlight=False)
+        for rate, x in r["at_live_settings"].items():
+            console.print(f"  {rate} per face: FNIR {x['fnir'] * 100:.1f}%, {x['false_alerts']} false alerts in "
+                          f"{x['nonmated_searches']:,} faces ({x['false_alerts_per_face']:.2g} per face)")
 
     emit(result, as_json, human)
 

@@ -1,0 +1,260 @@
+"""Open-set identification with a threshold calibrated on held-out people: the protocol for
+comparing score normalisation and several reference photos per person fairly.
+
+Why a second protocol: the standard one (``identification.py``) sets the live threshold
+from the shipped calibration table, which was built from the same LFW images it is tested
+on. A normalised score has no shipped table, and its threshold must come from data disjoint
+from the people it is tested on, or the comparison would flatter it. So:
+
+* the people are split in two halves (seeded). Each half serves once as the **test** half
+  and once as the **calibration** half (2 folds, ``splits`` watchlists each, pooled);
+* in the calibration half, ``cohort_people`` people (one gate-passing image each) form the
+  **cohort**, a stand-in for the templates a site collects from its own data; the rest give
+  the **calibration comparisons**: every calibration entry (a gate-passing image, plus up to
+  ``references - 1`` other images of the same person) against every templated image of
+  another calibration person, scored exactly as the test scores them;
+* the live threshold for a watchlist of N people and an accepted rate r per face is the
+  smallest grid score whose calibration FMR is <= r / N (the deployment's own rule);
+* the test half is searched as in ``identification.py`` (watchlist of N drawn among its
+  people, mated and non-mated probes from it), with the normalised score for ranking and for
+  the threshold alike.
+
+The baseline (raw cosine, one reference) is calibrated the same way, so every configuration
+in a table is compared on the same searches with the same kind of threshold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from vigil.engine.score_norm import CohortNormaliser
+from vigil.errors import VigilError
+from vigil.evaluation.identification import Searches, Split, summarise_size
+from vigil.evaluation.multiref import EntryScorer, pick_references
+from vigil.evaluation.protocol import EvalData, quantise, rng_for, sig, to_score
+
+NO_TEMPLATE = np.iinfo(np.int32).min // 2  # below any normalised score
+KEEP_TOP = 5000  # calibration scores kept: enough for FMR down to KEEP_TOP / comparisons
+
+
+@dataclass(frozen=True)
+class Variant:
+    score_norm: str | None = None  # None, "symmetric" or "entry" (see engine/score_norm.py)
+    references: int = 1
+    rule: str = "max"  # how a multi-reference entry scores: "max" or "mean" (mean template)
+    top_k: int = 100
+    cohort_people: int = 1000
+
+    def describe(self) -> dict:
+        return asdict(self)
+
+
+class HeldoutCalibration:
+    """FMR -> threshold from the highest calibration impostor scores (grid integers)."""
+
+    def __init__(self, top_desc: np.ndarray, comparisons: int, model_id: str):
+        self.top_desc, self.comparisons, self.model_id = top_desc, comparisons, model_id
+
+    def grid_threshold_for(self, fmr: float) -> int:
+        k = int(np.floor(fmr * self.comparisons + 1e-9))
+        if k >= len(self.top_desc):
+            raise VigilError(f"FMR {fmr:g} needs more than {KEEP_TOP} calibration scores kept")
+        return int(self.top_desc[k]) + 1
+
+    def threshold_for(self, fmr: float) -> float:
+        return to_score(self.grid_threshold_for(fmr))
+
+    def supported(self, fmr: float) -> bool:
+        return fmr * self.comparisons >= 3
+
+    def summary(self) -> dict:
+        return {"comparisons": self.comparisons, "smallest_supported_fmr": sig(3 / max(self.comparisons, 1))}
+
+
+class Scoring:
+    """Raw or cohort-normalised scores of probes against entries, on the 1e-5 grid."""
+
+    def __init__(self, data: EvalData, variant: Variant, cohort_images: np.ndarray):
+        self.data, self.variant = data, variant
+        self.norm = None
+        if variant.score_norm:
+            self.norm = CohortNormaliser(data.vectors[cohort_images], top_k=variant.top_k,
+                                         mode=variant.score_norm, cohort_labels=data.person[cohort_images])
+            self._probe_stats = self.norm.stats(data.vectors, labels=data.person)
+
+    def scores(self, probes: np.ndarray, entries: EntryScorer) -> np.ndarray:
+        raw = entries.raw(self.data.vectors[probes])
+        if self.norm is not None:
+            entry_stats = entries.cached_stats(self.norm)
+            probe_stats = type(entry_stats)(self._probe_stats.mean[probes], self._probe_stats.std[probes])
+            raw = self.norm.normalise(raw, probe_stats, entry_stats)
+        q = quantise(raw)
+        return np.where(self.data.found[probes][:, None], q, NO_TEMPLATE).astype(np.int32)
+
+
+def partition(data: EvalData, seed: int) -> np.ndarray:
+    """Half (0 or 1) of every person, seeded."""
+    half = np.zeros(len(data.people), dtype=np.int64)
+    order = rng_for(seed, "heldout-partition").permutation(len(data.people))
+    half[order[len(order) // 2:]] = 1
+    return half
+
+
+def calibrate(data: EvalData, variant: Variant, people: np.ndarray, seed: int, fold: int,
+              block: int = 1024) -> tuple[HeldoutCalibration, np.ndarray]:
+    """The cohort (image indices) and the calibration built from the other ``people``."""
+    rng = rng_for(seed, "heldout-calibration", fold)
+    images_of = data.images_of()
+    enrolable = [p for p in people if data.gate_passed[images_of[p]].any()]
+    chosen = rng.choice(len(enrolable), size=min(variant.cohort_people, len(enrolable) // 2), replace=False)
+    cohort_people = np.sort(np.asarray(enrolable)[chosen])
+    cohort = np.array([rng.choice(images_of[p][data.gate_passed[images_of[p]]]) for p in cohort_people])
+    rest = np.setdiff1d(np.asarray(people), cohort_people)
+    entry_images = np.concatenate([images_of[p][data.gate_passed[images_of[p]]] for p in rest])
+    refs = pick_references(data, images_of, entry_images, variant.references, rng)
+    entries = EntryScorer(data, refs, variant.rule)
+    scoring = Scoring(data, variant, cohort)
+    probes = np.concatenate([images_of[p] for p in rest])
+    probes = probes[data.found[probes]]
+    entry_person = data.person[entry_images]
+    top, comparisons = np.zeros(0, dtype=np.int32), 0
+    for lo in range(0, len(probes), block):
+        rows = probes[lo:lo + block]
+        s = scoring.scores(rows, entries)
+        impostor = data.person[rows][:, None] != entry_person[None, :]
+        vals = s[impostor]
+        comparisons += len(vals)
+        if len(vals) > KEEP_TOP:
+            vals = np.partition(vals, len(vals) - KEEP_TOP)[-KEEP_TOP:]
+        top = np.sort(np.concatenate([top, vals]))[::-1][:KEEP_TOP]
+    return HeldoutCalibration(top, comparisons, data.model_id), cohort
+
+
+def make_test_split(data: EvalData, people: np.ndarray, size: int, references: int,
+                    rng: np.random.Generator) -> tuple[Split, np.ndarray]:
+    """A watchlist drawn among ``people`` (the test half) and its searches, with references."""
+    images_of = data.images_of()
+    multi = [p for p in people if len(images_of[p]) >= 2 and data.gate_passed[images_of[p]].any()]
+    single = [p for p in people if len(images_of[p]) == 1 and data.gate_passed[images_of[p]].any()]
+    if size > len(multi) + len(single):
+        raise VigilError(f"a watchlist of {size} needs {size} enrolable people; half the data has "
+                         f"{len(multi) + len(single)}")
+    probed = np.sort(rng.choice(multi, size=min(size, len(multi)), replace=False))
+    filler = np.sort(rng.choice(single, size=size - len(probed), replace=False)) if size > len(multi) else \
+        np.zeros(0, dtype=np.int64)
+    watchlist = np.concatenate([probed, filler]).astype(np.int64)
+    refs = np.full((size, references), -1, dtype=np.int64)
+    mated, mate_col = [], []
+    for col, person in enumerate(watchlist):
+        images = images_of[person]
+        usable = rng.permutation(images[data.gate_passed[images]])
+        keep = max(1, min(references, len(usable), len(images) - 1))  # a probed person keeps a probe
+        refs[col, :keep] = usable[:keep]
+        others = np.setdiff1d(images, usable[:keep])
+        mated.append(others)
+        mate_col.append(np.full(len(others), col))
+    in_test = np.zeros(len(data.people), dtype=bool)
+    in_test[people] = True
+    in_test[watchlist] = False
+    non = np.nonzero(in_test[data.person])[0]
+    split = Split(size=size, watchlist=watchlist, enrol=refs[:, 0], mated=np.concatenate(mated),
+                  mate_col=np.concatenate(mate_col), nonmated=non[data.found[non]],
+                  nonmated_without_template=int((~data.found[non]).sum()), probed_people=len(probed),
+                  enrolled_never_probed=len(filler))
+    return split, refs
+
+
+def search(data: EvalData, split: Split, entries: EntryScorer, scoring: Scoring, block: int = 2048) -> Searches:
+    mate_score = np.empty(len(split.mated), dtype=np.int32)
+    mate_rank = np.empty(len(split.mated), dtype=np.int64)
+    for lo in range(0, len(split.mated), block):
+        rows = split.mated[lo:lo + block]
+        s = scoring.scores(rows, entries)
+        mate = s[np.arange(len(rows)), split.mate_col[lo:lo + block]]
+        rank = (s >= mate[:, None]).sum(axis=1)
+        mate_score[lo:lo + block] = mate
+        mate_rank[lo:lo + block] = np.where(data.found[rows], rank, split.size + 1)
+    top = np.concatenate([scoring.scores(split.nonmated[lo:lo + block], entries).max(axis=1)
+                          for lo in range(0, len(split.nonmated), block)] or [np.zeros(0, np.int32)])
+    return Searches(mate_score, mate_rank, top, split.nonmated)
+
+
+def evaluate_heldout(data: EvalData, variant: Variant, *, size: int = 1000, seed: int = 0, splits: int = 10,
+                     second: EvalData | None = None, show_progress: bool = True) -> dict:
+    """Both folds, ``splits`` watchlists in all, pooled; JSON-ready (private helpers removed).
+    With ``second`` (another model's templates of the same images) the two are fused, with
+    the weight fitted on each fold's calibration half."""
+    from vigil.evaluation.identification import strip_private
+    from vigil.evaluation.score_fusion import fit_weight_on, fused
+    from vigil.progress import progress_bar
+
+    model_id, weights, first = data.model_id, [], data
+
+    half = partition(data, seed)
+    per_fold = [splits // 2 + (splits % 2 if f == 0 else 0) for f in (0, 1)]
+    all_splits, results, calibrations = [], [], []
+    with progress_bar("Held-out calibration and searches", splits + 2, enabled=show_progress) as advance:
+        for fold in (0, 1):
+            test_people = np.nonzero(half == fold)[0]
+            cal_people = np.nonzero(half != fold)[0]
+            if second is not None:
+                weights.append(fit_weight_on(first, second, cal_people, seed))
+                data = fused(first, second, weights[-1])
+                model_id = data.model_id.rsplit("]w", 1)[0] + "]"
+            cal, cohort = calibrate(data, variant, cal_people, seed, fold)
+            calibrations.append(cal)
+            scoring = Scoring(data, variant, cohort)
+            advance()
+            for k in range(per_fold[fold]):
+                split, refs = make_test_split(data, test_people, size, variant.references,
+                                              rng_for(seed, "heldout-split", fold, k))
+                entries = EntryScorer(data, refs, variant.rule)
+                all_splits.append(split)
+                results.append(search(data, split, entries, scoring))
+                advance()
+    summary = _summarise(size, all_splits, results, calibrations, data.names)
+    out = {"protocol": "held-out calibration (2 folds over people)", "seed": seed, "splits": splits,
+           "model_id": model_id, "variant": variant.describe(),
+           **({"fusion_weight_per_fold": [round(w, 4) for w in weights]} if weights else {}),
+           "calibration_folds": [c.summary() for c in calibrations], **summary}
+    return strip_private(out)
+
+
+def _summarise(size, splits, results, calibrations, names) -> dict:
+    """Per fold the threshold differs, so at_live_settings are computed per fold and pooled."""
+    from vigil.evaluation.identification import LIVE_RATES, OpenSet, at_live_settings
+    from vigil.evaluation.protocol import rate_key
+
+    folds = np.array([0] * ((len(splits) + 1) // 2) + [1] * (len(splits) // 2))
+    fold_live = []
+    for fold, cal in enumerate(calibrations):
+        idx = np.nonzero(folds == fold)[0]
+        pooled = OpenSet(Searches(*(np.concatenate([getattr(results[i], f) for i in idx])
+                                    for f in ("mate_score", "mate_rank", "nonmated_top")),
+                                  nonmated_image=np.concatenate([results[i].nonmated_image for i in idx])))
+        fold_live.append(at_live_settings(pooled, size, cal, names=names))
+    live = {}
+    for rate in LIVE_RATES:
+        key = rate_key(rate)
+        parts = [f[key] for f in fold_live]
+        fa = sum(p["false_alerts"] for p in parts)
+        nm = sum(p["nonmated_searches"] for p in parts)
+        ms = sum(p["mated_searches"] for p in parts)
+        missed = sum(p["fnir"] * p["mated_searches"] for p in parts)
+        from vigil.evaluation.bootstrap import binomial_upper_bound
+        live[key] = {
+            "per_comparison_fmr": parts[0]["per_comparison_fmr"],
+            "threshold_per_fold": [p["threshold"] for p in parts],
+            "threshold_supported_per_fold": [c.supported(rate / size) for c in calibrations],
+            "false_alerts": fa, "nonmated_searches": nm,
+            "false_alerts_per_face": sig(fa / max(nm, 1)),
+            "false_alerts_per_face_upper95": sig(binomial_upper_bound(fa, nm)),
+            "false_alert_probe_images": sorted({n for p in parts for n in p.get("false_alert_probe_images", [])}),
+            "fnir": sig(missed / max(ms, 1)), "mated_searches": ms,
+        }
+    whole = summarise_size(size, splits, results, fpirs=(0.01, 0.001), ranks=(1,))
+    keep = ("watchlist_size", "splits", "probed_people", "enrolled_never_probed", "mated_searches_per_split",
+            "nonmated_searches_per_split", "fnir_at_fpir", "rank1")
+    return {**{k: whole[k] for k in keep}, "at_live_settings": live}
