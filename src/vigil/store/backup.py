@@ -5,22 +5,28 @@ with SQLite's online backup API, or table by table from PostgreSQL), the encrypt
 and index files it references, the audit head, and ``manifest.json``. Keys are NOT in the
 backup: back up ``keys/`` (or your ``VIGIL_KEY``/``VIGIL_AUDIT_KEY`` secrets) separately,
 and keep them apart from the data, or a stolen backup is a readable one.
+
+Persistence only: these functions copy files and rows. Who may back up or restore, and the
+audit entries that say who did (with the backup's digest and the audit heads before and
+after), belong to the use cases in ``vigil.services.admin``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sqlite3
+import tempfile
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 from sqlalchemy import MetaData, Table, func, insert, inspect, select, text
 
 from vigil import __version__
 from vigil.errors import VigilError
-from vigil.governance.permissions import Actor, require
-from vigil.store.db import make_engine, normalise_url, sqlite_path, upgrade
-from vigil.store.schema import Base, Blob
+from vigil.store.db import current_revision, make_engine, normalise_url, sqlite_path, upgrade
+from vigil.store.schema import AuditEntry, Base, Blob
 from vigil.timeutil import iso, utcnow
 
 CHUNK = 2000
@@ -62,23 +68,26 @@ def _reset_sequences(conn) -> None:
                 f"COALESCE((SELECT MAX({pk[0].name}) FROM {table.name}), 0) + 1, false)"))
 
 
-def backup(vigil, actor: Actor, target: Path) -> dict:
-    require(actor, "system.admin")
-    store = vigil.store
+def write_backup(store, target: Path) -> dict:
+    """Write a backup of ``store`` into ``target`` (new or empty); return its manifest and path."""
     target = Path(target).expanduser().resolve()
-    if target.exists() and any(target.iterdir()):
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise VigilError(f"{target}: backup folder must be new or empty")
     target.mkdir(parents=True, exist_ok=True, mode=0o700)
     db_copy = target / "vigil.db"
     src_file = sqlite_path(store.settings.db_url)
     if src_file:
-        with sqlite3.connect(src_file) as src, sqlite3.connect(db_copy) as dst:
+        with closing(sqlite3.connect(src_file)) as src, closing(sqlite3.connect(db_copy)) as dst:
             src.backup(dst)
     else:
         copy_database(store.settings.db_url, f"sqlite:///{db_copy}")
+    with closing(sqlite3.connect(db_copy)) as dst:
+        dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, readable read-only
     db_copy.chmod(0o600)
-    with sqlite3.connect(db_copy) as conn:
+    with _read_only(db_copy) as conn:
         blob_ids = [r[0] for r in conn.execute("SELECT id FROM blobs")]
+        revision = (conn.execute("SELECT version_num FROM alembic_version").fetchone() or [None])[0]
+        tip = conn.execute(f"SELECT seq, hash FROM {AuditEntry.__tablename__} ORDER BY seq DESC LIMIT 1").fetchone()
     copied, missing = 0, []
     for blob_id in blob_ids:
         source = store.blobs.path(blob_id)
@@ -94,52 +103,130 @@ def backup(vigil, actor: Actor, target: Path) -> dict:
     if store.settings.head_path.is_file():
         (target / "audit").mkdir()
         shutil.copy2(store.settings.head_path, target / "audit" / "head.json")
-    manifest = {"vigil_version": __version__, "created_at": iso(utcnow()), "source_database": _redact(store.settings.db_url),
+    manifest = {"vigil_version": __version__, "created_at": iso(utcnow()), "source_database": redact_url(store.settings.db_url),
                 "blobs": copied, "blobs_deleted_during_backup": missing,
                 "data_key_ids": sorted(k.hex() for k in store.keyring.keys),
-                "keys_included": False,
+                "keys_included": False, "schema_revision": revision,
+                "audit_head": {"seq": tip[0], "hash": tip[1]} if tip else None,
                 "note": "Keys are not in this backup. Restore needs the data key(s) listed above and the audit key."}
     (target / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    with store.session() as session:
-        store.audit.record(session, actor, "system.backup", "backup", str(target),
-                           {"blobs": copied, "missing": len(missing)})
     return {"path": str(target), **manifest}
 
 
-def restore(settings, source: Path, *, force: bool = False) -> dict:
-    """Restore a backup into the data directory (and database) of ``settings``."""
+@contextmanager
+def _read_only(db_file: Path):
+    """A read-only connection to a backup's database: reading it changes no byte of it."""
+    conn = sqlite3.connect(f"{Path(db_file).resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def backup_digest(folder: Path) -> str:
+    """SHA-256 over every file of a backup (relative path and content, in sorted order): the
+    backup's identity, recorded when it is written and again when it is restored."""
+    folder = Path(folder)
+    outer = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        inner = hashlib.sha256()
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                inner.update(chunk)
+        outer.update(f"{path.relative_to(folder).as_posix()}\0{inner.hexdigest()}\n".encode())
+    return outer.hexdigest()
+
+
+def audit_tip(url: str) -> dict | None:
+    """The last audit entry of the database at ``url`` (sequence number and hash), or None."""
+    engine = make_engine(url)
+    try:
+        if AuditEntry.__tablename__ not in inspect(engine).get_table_names():
+            return None
+        with engine.connect() as conn:
+            row = conn.execute(select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)).first()
+    finally:
+        engine.dispose()
+    return {"seq": row[0], "hash": row[1]} if row else None
+
+
+def database_revision(url: str) -> str | None:
+    """The schema (Alembic) revision of the database at ``url``."""
+    engine = make_engine(url)
+    try:
+        return current_revision(engine)
+    finally:
+        engine.dispose()
+
+
+def read_manifest(settings, source: Path) -> dict:
+    """Check that ``source`` is a backup this data directory's keys can read; return its manifest.
+
+    Creates nothing, so it can run before a fresh data directory is initialised."""
     from vigil.store.crypto import load_keyring
 
     source = Path(source).expanduser().resolve()
     manifest_path = source / "manifest.json"
     if not manifest_path.is_file() or not (source / "vigil.db").is_file():
         raise VigilError(f"{source}: not a Vigil backup (manifest.json and vigil.db expected)")
-    manifest = json.loads(manifest_path.read_text())
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        needed = set(manifest["data_key_ids"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise VigilError(f"{manifest_path}: unreadable backup manifest ({exc})") from exc
+    if not settings.key and not (settings.home / "keys" / "data.key").is_file():
+        raise VigilError(f"{settings.home / 'keys' / 'data.key'} not found: copy the key file this backup needs "
+                         f"({sorted(needed)}) there first (or set VIGIL_KEY)")
+    ring = load_keyring(settings.home, settings.key)
+    missing_keys = needed - {k.hex() for k in ring.keys}
+    if missing_keys:
+        raise VigilError(f"the keyring at {settings.home / 'keys'} lacks key(s) {sorted(missing_keys)} this backup needs; "
+                         "copy the key file (or set VIGIL_KEY) first")
+    return manifest
+
+
+def holds_data(url: str) -> bool:
+    engine = make_engine(url)
+    try:
+        if "subjects" not in inspect(engine).get_table_names():
+            return False
+        with engine.connect() as conn:
+            return bool(conn.execute(text("SELECT COUNT(*) FROM subjects")).scalar())
+    finally:
+        engine.dispose()
+
+
+def restore(settings, source: Path, *, force: bool = False) -> dict:
+    """Restore a backup into the data directory (and database) of ``settings``.
+
+    Every open connection to the target must be closed first (``forget_contexts``)."""
+    from vigil.store.crypto import load_keyring
+
+    source = Path(source).expanduser().resolve()
+    manifest = read_manifest(settings, source)
     home = settings.home
     ring = load_keyring(home, settings.key)
-    missing_keys = set(manifest["data_key_ids"]) - {k.hex() for k in ring.keys}
-    if missing_keys:
-        raise VigilError(f"the keyring at {home / 'keys'} lacks key(s) {sorted(missing_keys)} this backup needs; "
-                         "copy the key file (or set VIGIL_KEY) first")
     target_url = settings.db_url
     target_file = sqlite_path(target_url)
-    engine = make_engine(target_url)
-    has_data = "subjects" in inspect(engine).get_table_names() and engine.connect().execute(
-        text("SELECT COUNT(*) FROM subjects")).scalar()
-    engine.dispose()
-    if has_data and not force:
+    if holds_data(target_url) and not force:
         raise VigilError(f"{home} already holds data; restore into a fresh data directory (or pass --force)")
     if target_file:
         for suffix in ("", "-wal", "-shm"):
             Path(str(target_file) + suffix).unlink(missing_ok=True)
         target_file.parent.mkdir(parents=True, exist_ok=True)
-        with sqlite3.connect(source / "vigil.db") as src, sqlite3.connect(target_file) as dst:
+        with _read_only(source / "vigil.db") as src, closing(sqlite3.connect(target_file)) as dst:
             src.backup(dst)
         target_file.chmod(0o600)
-        upgrade(make_engine(target_url))
+        restored = make_engine(target_url)
+        upgrade(restored)
+        restored.dispose()
     else:
         _empty(target_url)
-        copy_database(f"sqlite:///{source / 'vigil.db'}", target_url)
+        with tempfile.TemporaryDirectory() as scratch:  # never open the backup itself read-write
+            work = Path(scratch) / "vigil.db"
+            with _read_only(source / "vigil.db") as src, closing(sqlite3.connect(work)) as dst:
+                src.backup(dst)
+            copy_database(f"sqlite:///{work}", target_url)
     for folder in ("blobs", "index"):
         if (source / folder).is_dir():
             shutil.copytree(source / folder, home / folder, dirs_exist_ok=True)
@@ -156,7 +243,7 @@ def restore(settings, source: Path, *, force: bool = False) -> dict:
 
         BlobStore(settings.blobs_dir, ring).get(sample)
     return {"restored_from": str(source), "home": str(home), "blobs": manifest["blobs"],
-            "database": _redact(target_url)}
+            "database": redact_url(target_url)}
 
 
 def _empty(url: str) -> None:
@@ -169,7 +256,8 @@ def _empty(url: str) -> None:
     engine.dispose()
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
+    """A database URL fit for an audit entry or a manifest: the password (and user) hidden."""
     url = normalise_url(url)
     if "@" in url:
         scheme, rest = url.split("://", 1)
