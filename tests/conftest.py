@@ -28,17 +28,48 @@ def model_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("models")
 
 
-@pytest.fixture()
-def home(tmp_path, monkeypatch, model_cache) -> Path:
-    h = tmp_path / "vigil-home"
-    h.mkdir()
-    (h / "models").symlink_to(model_cache, target_is_directory=True)
+def _clean_env(monkeypatch, h: Path) -> None:
     monkeypatch.setenv("VIGIL_HOME", str(h))
     monkeypatch.setenv("VIGIL_CONFIG", str(h / "vigil.toml"))
     for key in list(os.environ):
         if key.startswith("VIGIL_") and key not in ("VIGIL_HOME", "VIGIL_CONFIG", "VIGIL_TEST_POSTGRES_URL",
                                                    "VIGIL_REQUIRE_SERVICES"):
             monkeypatch.delenv(key)
+
+
+@pytest.fixture(scope="session")
+def initialised_template(tmp_path_factory, model_cache) -> Path:
+    """One data directory initialised once per test session (keys, migrated database, first
+    admin for the OS account); each test's ``home`` is a copy of it, which saves the
+    migrations, key generation and password hashing every test would otherwise repeat."""
+    from vigil.config import Settings
+    from vigil.services import forget_contexts, get_vigil
+
+    h = tmp_path_factory.mktemp("template") / "vigil-home"
+    h.mkdir()
+    forget_contexts()
+    get_vigil(Settings(home=h))
+    forget_contexts()
+    return h
+
+
+@pytest.fixture()
+def home(tmp_path, monkeypatch, model_cache, initialised_template) -> Path:
+    """A private, already initialised data directory (a copy of the session's template)."""
+    h = tmp_path / "vigil-home"
+    shutil.copytree(initialised_template, h, ignore=shutil.ignore_patterns("models"))
+    (h / "models").symlink_to(model_cache, target_is_directory=True)
+    _clean_env(monkeypatch, h)
+    return h
+
+
+@pytest.fixture()
+def fresh_home(tmp_path, monkeypatch, model_cache) -> Path:
+    """An empty data directory, for tests of what the first command on a new machine does."""
+    h = tmp_path / "fresh-home"
+    h.mkdir()
+    (h / "models").symlink_to(model_cache, target_is_directory=True)
+    _clean_env(monkeypatch, h)
     return h
 
 
