@@ -122,6 +122,7 @@ class Settings(BaseSettings):
     token_minutes: int = 30
     login_max_failures: int = 5
     login_lockout_seconds: int = 300
+    login_max_failures_per_address: int = 20  # failed logins from one client address (any usernames)
 
     @classmethod
     def settings_customise_sources(

@@ -1,72 +1,51 @@
-"""Authentication for the API: OAuth2 password flow with short-lived signed tokens (JWT,
-HS256, key in ``keys/jwt.key``), or long-lived API tokens (``vgl_...``) as Bearer tokens.
-Every request looks the user up again, so disabling a user or revoking a token takes
-effect on the next request."""
+"""Authentication for the API: who is calling. A Bearer header or the console's session
+cookie carries a signed access token (``POST /api/token``) or a long-lived API token
+(``vgl_...``); :func:`current_actor` resolves it through the service layer, which checks the
+login session and the user in the database on every request (so logout, a password reset or
+a disable works at once). Authorisation is not done here: every service function checks
+its own permission and raises ``PermissionDenied`` (403)."""
 
 from __future__ import annotations
 
-import secrets
-from datetime import timedelta
-
-import jwt
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from vigil.errors import AuthenticationError
-from vigil.governance.permissions import Actor, require
-from vigil.governance.users import TOKEN_PREFIX, actor_for, user_for_token
-from vigil.store.crypto import write_secret_file
-from vigil.store.schema import User
-from vigil.timeutil import utcnow
+from vigil.services import Actor
+from vigil.services.authentication import Credentials, actor_from_credential, authenticate
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/token", auto_error=False)
-ISSUER = "vigil"
+COOKIE = "vigil_session"
 
 
-def signing_key(vigil) -> bytes:
-    path = vigil.store.home / "keys" / "jwt.key"
-    if not path.exists():
-        write_secret_file(path, secrets.token_hex(32))
-    return bytes.fromhex(path.read_text().strip())
+def bearer_or_cookie(request: Request, token: str | None) -> str | None:
+    return token or request.cookies.get(COOKIE)
 
 
-def issue_jwt(vigil, user: User) -> tuple[str, int]:
-    minutes = vigil.settings.token_minutes
-    now = utcnow()
-    claims = {"sub": user.username, "uid": user.id, "role": user.role, "iss": ISSUER, "iat": now,
-              "exp": now + timedelta(minutes=minutes), "jti": secrets.token_hex(8)}
-    return jwt.encode(claims, signing_key(vigil), algorithm="HS256"), minutes * 60
-
-
-def actor_from_bearer(vigil, token: str, via: str = "api") -> Actor:
-    with vigil.store.session() as session:
-        if token.startswith(TOKEN_PREFIX):
-            return actor_for(user_for_token(session, token), via)
-        try:
-            claims = jwt.decode(token, signing_key(vigil), algorithms=["HS256"], issuer=ISSUER)
-        except jwt.ExpiredSignatureError:
-            raise AuthenticationError("session expired: log in again") from None
-        except jwt.PyJWTError:
-            raise AuthenticationError("invalid token") from None
-        user = session.get(User, int(claims.get("uid", 0)))
-        if user is None or user.username != claims.get("sub"):
-            raise AuthenticationError("invalid token")
-        return actor_for(user, via)  # role and disabled flag read now, not from the token
-
-
-def current_actor(request: Request, token: str | None = Depends(oauth2)) -> Actor:
-    vigil = request.app.state.vigil
-    token = token or request.cookies.get("vigil_session")
+def current_credentials(request: Request, token: str | None = Depends(oauth2)) -> Credentials:
+    """The caller and the login session their credential belongs to (401 if none or invalid)."""
+    token = bearer_or_cookie(request, token)
     if not token:
         raise HTTPException(401, "not authenticated", headers={"WWW-Authenticate": "Bearer"})
     try:
-        return actor_from_bearer(vigil, token)
+        return authenticate(request.app.state.vigil, token, via="api")
     except AuthenticationError as exc:
         raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
 
 
-def permission(name: str):
+def current_actor(credentials: Credentials = Depends(current_credentials)) -> Actor:
+    """The calling user (authentication only: the service called next checks the permission)."""
+    return credentials.actor
+
+
+def actor_from_bearer(vigil, token: str, via: str = "api") -> Actor:
+    """For the console's pages: the actor behind a cookie or Bearer token (raises on failure)."""
+    return actor_from_credential(vigil, token, via)
+
+
+def permission(name: str):  # TRANSITIONAL: remove once routes_live and routes_store call services
     """A dependency that returns the actor if the role allows ``name`` (else 403)."""
+    from vigil.services.unit import require
 
     def check(actor: Actor = Depends(current_actor)) -> Actor:
         require(actor, name)

@@ -1,58 +1,55 @@
-"""Login (OAuth2 password flow), identity, own tokens."""
+"""Login (OAuth2 password flow), logout, identity, own tokens and sessions."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 
-from vigil.api.auth import current_actor, issue_jwt, permission
+from vigil.api.auth import COOKIE, Credentials, bearer_or_cookie, current_actor, current_credentials, oauth2
 from vigil.api.schemas import TokenIn
-from vigil.errors import AuthenticationError
-from vigil.governance.permissions import PERMISSIONS, Actor
-from vigil.governance.users import create_token, get_user, login
+from vigil.services import Actor
+from vigil.services import accounts
+from vigil.services.authentication import login, logout
 
 router = APIRouter(prefix="/api", tags=["auth"])
 
 
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
 @router.post("/token")
 def token(request: Request, response: Response, form: OAuth2PasswordRequestForm = Depends()):
-    """OAuth2 password flow: a short-lived signed access token (also set as an HttpOnly cookie)."""
-    vigil = request.app.state.vigil
-    s = vigil.settings
-    try:
-        with vigil.store.session() as session:
-            user = login(session, form.username, form.password, max_failures=s.login_max_failures,
-                         lockout_seconds=s.login_lockout_seconds)
-            vigil.store.audit.record(session, user.username, "auth.login", "user", user.username,
-                                     {"via": "api", "client": request.client.host if request.client else None})
-    except AuthenticationError:
-        with vigil.store.session() as session:
-            vigil.store.audit.record(session, form.username[:80] or "?", "auth.login_failed", "user",
-                                     form.username[:80], {"client": request.client.host if request.client else None})
-        raise
-    jwt_token, seconds = issue_jwt(vigil, user)
-    response.set_cookie("vigil_session", jwt_token, max_age=seconds, httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https")
-    return {"access_token": jwt_token, "token_type": "bearer", "expires_in": seconds, "role": user.role}
+    """OAuth2 password flow: a short-lived signed access token (also set as an HttpOnly
+    cookie) naming a new server-side session. Repeated failures lock the account and the
+    client address for a while; every attempt is audited."""
+    result = login(request.app.state.vigil, form.username, form.password, client=_client(request))
+    response.set_cookie(COOKIE, result["access_token"], max_age=result["expires_in"], httponly=True,
+                        samesite="strict", secure=request.url.scheme == "https")
+    return {k: result[k] for k in ("access_token", "token_type", "expires_in", "role")}
 
 
 @router.post("/logout")
-def logout(response: Response):
-    response.delete_cookie("vigil_session")
-    return {"ok": True}
+def logout_route(request: Request, response: Response, token: str | None = Depends(oauth2)):
+    """End this login session (and every API token minted from it), and drop the cookie."""
+    result = logout(request.app.state.vigil, bearer_or_cookie(request, token))
+    response.delete_cookie(COOKIE)
+    return result
 
 
 @router.get("/me")
 def me(actor: Actor = Depends(current_actor)):
-    return {"username": actor.username, "role": actor.role,
-            "permissions": sorted(p for p, roles in PERMISSIONS.items() if actor.role in roles)}
+    return accounts.whoami(actor)
+
+
+@router.get("/me/sessions")
+def my_sessions(request: Request, actor: Actor = Depends(current_actor)):
+    return accounts.my_sessions(request.app.state.vigil, actor)
 
 
 @router.post("/me/tokens")
-def my_token(body: TokenIn, request: Request, actor: Actor = Depends(permission("token.manage_own"))):
-    vigil = request.app.state.vigil
-    with vigil.store.session() as session:
-        row, secret = create_token(session, get_user(session, actor.username), body.name, body.days)
-        vigil.store.audit.record(session, actor, "token.created", "token", row.id,
-                                 {"for_user": actor.username, "name": body.name, "prefix": row.prefix})
-        return {"id": row.id, "token": secret}
+def my_token(body: TokenIn, request: Request, credentials: Credentials = Depends(current_credentials)):
+    """A long-lived API token for the caller; minted from a login session, it ends with it."""
+    result = accounts.create_token(request.app.state.vigil, credentials.actor, name=body.name, days=body.days,
+                                   session_id=credentials.session_id)
+    return {"id": result["id"], "token": result["token"]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import typer
@@ -10,7 +11,6 @@ from rich.table import Table
 
 from vigil.cli.common import JsonOpt, console, emit
 from vigil.cli.common_ctx import ctx
-from vigil.errors import VigilError
 
 user_app = typer.Typer(help="Users and roles.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
@@ -33,33 +33,20 @@ def user_add(username: str, role: str = typer.Option(..., "--role"),
              os_user: str = typer.Option(None, "--os-user", help="Map this operating-system user to the new user."),
              as_json: bool = JsonOpt) -> None:
     """Create a user; a password is generated and printed once."""
-    from vigil.governance.permissions import require
-    from vigil.governance.users import create_user
+    from vigil.services import accounts
 
     vigil, actor = ctx()
-    require(actor, "user.manage")
-    with vigil.store.session() as session:
-        user, password = create_user(session, username, role, created_by=actor.username, display_name=display_name,
-                                     os_user=os_user)
-        vigil.store.audit.record(session, actor, "user.created", "user", user.username,
-                                 {"role": role, "os_user": os_user})
-    emit({"username": username, "role": role, "password": password}, as_json, lambda d: console.print(
+    result = accounts.add_user(vigil, actor, username, role, display_name=display_name, os_user=os_user)
+    emit(result, as_json, lambda d: console.print(
         f"User {d['username']} ({d['role']}) created. Password (shown once): {d['password']}"))
 
 
 @user_app.command("list")
 def user_list(as_json: bool = JsonOpt) -> None:
-    from sqlalchemy import select
-
-    from vigil.governance.permissions import require
-    from vigil.store.schema import User
-    from vigil.timeutil import iso
+    from vigil.services import accounts
 
     vigil, actor = ctx()
-    require(actor, "user.manage")
-    with vigil.store.session() as session:
-        rows = [{"username": u.username, "role": u.role, "disabled": u.disabled, "os_user": u.os_user,
-                 "created_at": iso(u.created_at)} for u in session.scalars(select(User).order_by(User.username))]
+    rows = accounts.list_users(vigil, actor)
 
     def human(rs):
         table = Table(title="Users")
@@ -72,24 +59,34 @@ def user_list(as_json: bool = JsonOpt) -> None:
     emit(rows, as_json, human)
 
 
-def _set_disabled(username: str, disabled: bool, as_json: bool) -> None:
-    from vigil.governance.permissions import require
-    from vigil.governance.users import get_user
+@user_app.command("whoami")
+def user_whoami(as_json: bool = JsonOpt) -> None:
+    """Who the CLI acts as: VIGIL_TOKEN's user, else the one mapped to this operating-system
+    account (from the kernel's uid; LOGNAME and USER are not trusted)."""
+    from vigil.services import accounts
 
     vigil, actor = ctx()
-    require(actor, "user.manage")
-    if username == actor.username and disabled:
-        raise VigilError("you cannot disable yourself")
-    with vigil.store.session() as session:
-        user = get_user(session, username)
-        user.disabled = disabled
-        vigil.store.audit.record(session, actor, "user.disabled" if disabled else "user.enabled", "user", username, {})
-    emit({"username": username, "disabled": disabled}, as_json,
-         lambda d: console.print(f"User {username} {'disabled' if disabled else 'enabled'} (effective immediately)"))
+    emit(accounts.whoami(actor), as_json, lambda d: console.print(f"{d['username']} ({d['role']})"))
+
+
+def _revoked(d: dict) -> str:
+    if not d.get("sessions_revoked") and not d.get("tokens_revoked"):
+        return ""
+    return f"; {d.get('sessions_revoked', 0)} sessions ended, {d.get('tokens_revoked', 0)} API tokens revoked"
+
+
+def _set_disabled(username: str, disabled: bool, as_json: bool) -> None:
+    from vigil.services import accounts
+
+    vigil, actor = ctx()
+    result = accounts.set_disabled(vigil, actor, username, disabled)
+    emit(result, as_json, lambda d: console.print(
+        f"User {username} {'disabled' if disabled else 'enabled'} (effective immediately){_revoked(d)}"))
 
 
 @user_app.command("disable")
 def user_disable(username: str, as_json: bool = JsonOpt) -> None:
+    """Disable a user: their sessions and API tokens stop working at once."""
     _set_disabled(username, True, as_json)
 
 
@@ -100,17 +97,24 @@ def user_enable(username: str, as_json: bool = JsonOpt) -> None:
 
 @user_app.command("reset-password")
 def user_reset_password(username: str, as_json: bool = JsonOpt) -> None:
-    from vigil.governance.permissions import require
-    from vigil.governance.users import generate_password, get_user, hash_password
+    """A new generated password (printed once); every session and API token of the user ends."""
+    from vigil.services import accounts
 
     vigil, actor = ctx()
-    require(actor, "user.manage")
-    password = generate_password()
-    with vigil.store.session() as session:
-        get_user(session, username).password_hash = hash_password(password)
-        vigil.store.audit.record(session, actor, "user.password_reset", "user", username, {})
-    emit({"username": username, "password": password}, as_json,
-         lambda d: console.print(f"New password for {username} (shown once): {d['password']}"))
+    result = accounts.reset_password(vigil, actor, username)
+    emit(result, as_json, lambda d: console.print(
+        f"New password for {username} (shown once): {d['password']}{_revoked(d)}"))
+
+
+@user_app.command("set-role")
+def user_set_role(username: str, role: str = typer.Option(..., "--role"), as_json: bool = JsonOpt) -> None:
+    """Change a user's role; their sessions and API tokens end (they log in again)."""
+    from vigil.services import accounts
+
+    vigil, actor = ctx()
+    result = accounts.set_role(vigil, actor, username, role)
+    emit(result, as_json, lambda d: console.print(
+        f"User {username}: {d['previous_role']} -> {d['role']}{_revoked(d)}"))
 
 
 @token_app.command("create")
@@ -118,43 +122,29 @@ def token_create(user: str = typer.Option(None, "--user", help="For another user
                  name: str = typer.Option("", "--name"), days: float = typer.Option(None, "--days"),
                  as_json: bool = JsonOpt) -> None:
     """Create an API token (printed once). Use it as VIGIL_TOKEN or a Bearer token."""
-    from vigil.governance.permissions import require
-    from vigil.governance.users import create_token, get_user
+    from vigil.services import accounts
 
     vigil, actor = ctx()
-    require(actor, "token.manage_own")
-    with vigil.store.session() as session:
-        target = get_user(session, user or actor.username)
-        if target.username != actor.username:
-            require(actor, "user.manage")
-        row, secret = create_token(session, target, name, days)
-        vigil.store.audit.record(session, actor, "token.created", "token", row.id,
-                                 {"for_user": target.username, "name": name, "prefix": row.prefix})
-        token_id = row.id
-    emit({"id": token_id, "user": target.username, "token": secret}, as_json,
-         lambda d: console.print(f"Token {d['id']} for {d['user']} (shown once): {d['token']}"))
+    result = accounts.create_token(vigil, actor, for_user=user, name=name, days=days)
+    emit(result, as_json, lambda d: console.print(f"Token {d['id']} for {d['user']} (shown once): {d['token']}"))
 
 
 @token_app.command("revoke")
 def token_revoke(token_id: int, as_json: bool = JsonOpt) -> None:
-    from vigil.governance.users import revoke_token
+    from vigil.services import accounts
 
     vigil, actor = ctx()
-    with vigil.store.session() as session:
-        revoke_token(session, token_id, actor)
-        vigil.store.audit.record(session, actor, "token.revoked", "token", token_id, {})
-    emit({"id": token_id, "revoked": True}, as_json, lambda d: console.print(f"Token {token_id} revoked"))
+    result = accounts.revoke_token(vigil, actor, token_id)
+    emit(result, as_json, lambda d: console.print(f"Token {token_id} revoked"))
 
 
 @audit_app.command("verify")
 def audit_verify(as_json: bool = JsonOpt) -> None:
     """Check the whole chain: any edit, deletion, insertion or reordering is named."""
-    from vigil.governance.permissions import require
+    from vigil.services import audit_views
 
     vigil, actor = ctx()
-    require(actor, "audit.view")
-    with vigil.store.session() as session:
-        result = vigil.store.audit.verify(session)
+    result = audit_views.verify_audit(vigil, actor)
 
     def human(r):
         if r["ok"]:
@@ -171,10 +161,10 @@ def audit_verify(as_json: bool = JsonOpt) -> None:
 @audit_app.command("list")
 def audit_list(action: str = typer.Option(None, "--action"), actor_name: str = typer.Option(None, "--actor"),
                limit: int = typer.Option(50, "--limit"), as_json: bool = JsonOpt) -> None:
-    from vigil.governance.audit_query import query_audit
+    from vigil.services import audit_views
 
     vigil, actor = ctx()
-    rows = query_audit(vigil, actor, action=action, actor_name=actor_name, limit=limit)
+    rows = audit_views.list_audit(vigil, actor, action=action, actor_name=actor_name, limit=limit)
 
     def human(rs):
         table = Table(title="Audit log (newest first)")
@@ -191,7 +181,7 @@ def audit_list(action: str = typer.Option(None, "--action"), actor_name: str = t
 @retention_app.command("run")
 def retention_run(as_json: bool = JsonOpt) -> None:
     """Purge what the retention policy says must go; the run is audited."""
-    from vigil.governance.retention import run_retention
+    from vigil.services.retention import run_retention
 
     vigil, actor = ctx()
     counts = run_retention(vigil, actor)
@@ -202,10 +192,10 @@ def retention_run(as_json: bool = JsonOpt) -> None:
 def report_deployment(deployment: str, fmt: str = typer.Option("json", "--format", help="json | csv | html"),
                       out: Path = typer.Option(None, "--out")) -> None:
     """The record of one deployment."""
-    from vigil.governance.reports import deployment_report, render
+    from vigil.services import reports
 
     vigil, actor = ctx()
-    text = render(deployment_report(vigil, actor, deployment), fmt, f"Deployment {deployment}")
+    text = reports.render(reports.deployment_report(vigil, actor, deployment), fmt, f"Deployment {deployment}")
     _write(vigil, actor, text, out, "report.deployment", {"deployment": deployment, "format": fmt})
 
 
@@ -214,25 +204,19 @@ def report_annual(year: int = typer.Option(..., "--year"), fmt: str = typer.Opti
                   out: Path = typer.Option(None, "--out"),
                   include_trials: bool = typer.Option(False, "--include-trials")) -> None:
     """The year's deployments and totals (faces seen, alerts, false alert rate, arrests)."""
-    from vigil.governance.reports import annual_report, render
+    from vigil.services import reports
 
     vigil, actor = ctx()
-    text = render(annual_report(vigil, actor, year, include_trials=include_trials), fmt,
-                  f"Live facial recognition deployments {year}")
+    text = reports.render(reports.annual_report(vigil, actor, year, include_trials=include_trials), fmt,
+                          f"Live facial recognition deployments {year}")
     _write(vigil, actor, text, out, "report.annual", {"year": year, "format": fmt})
 
 
 def _write(vigil, actor, text: str, out: Path | None, kind: str, details: dict) -> None:
-    import sys
-
     if out is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return
-    from vigil.store.exports import check_target, record_export
+    from vigil.services import reports
 
-    target = check_target(out, directory=False)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text)
-    with vigil.store.session() as session:
-        record_export(vigil.store, session, actor, kind, target, details)
-    console.print(f"Written to {target}")
+    result = reports.write_report(vigil, actor, text, out, kind, details)
+    console.print(f"Written to {result['path']}")

@@ -14,24 +14,46 @@ audit entry commit together or not at all. They hold pseudonymous ids and metada
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import os
 import secrets
+import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from vigil.errors import VigilError
 from vigil.governance.permissions import Actor
 from vigil.store.crypto import write_secret_file
+from vigil.store.db import take_write_lock
 from vigil.store.schema import AuditEntry
 from vigil.timeutil import utcnow
 
 GENESIS = "0" * 64
+AUDIT_LOCK_KEY = 774411  # PostgreSQL advisory lock shared by every audit writer
+_head_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    """An exclusive lock between processes (flock; where there is none, threads only)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the thread lock and os.replace still apply
+        yield
+        return
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 FORBIDDEN_KEYS = {"vector", "vectors", "embedding", "template", "image", "image_bytes", "password", "token", "crop"}
 
 
@@ -82,7 +104,7 @@ class AuditLog:
         who = actor.username if isinstance(actor, Actor) else str(actor)
         if isinstance(actor, Actor) and actor.via != "cli":
             details.setdefault("via", actor.via)
-        self._lock(session)
+        self.lock(session)
         last = session.execute(select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)).first()
         seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
         ts = utcnow().isoformat(timespec="microseconds").replace("+00:00", "Z")
@@ -97,20 +119,37 @@ class AuditLog:
         return entry
 
     @staticmethod
-    def _lock(session: Session) -> None:
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(text("SELECT pg_advisory_xact_lock(774411)"))
+    def lock(session: Session) -> None:
+        """Take the audit writers' lock for the rest of this transaction, so that reading the
+        last entry and appending the next cannot interleave with another writer (thread or
+        process). Use cases that read-then-write other rows under the same guarantee (login
+        counters) take it first too."""
+        take_write_lock(session, AUDIT_LOCK_KEY)
 
     # -- head outside the database --------------------------------------------------------
     def write_head(self, seq: int, digest: str) -> None:
-        current = self.read_head()
-        if current and current["seq"] >= seq:
-            return
+        """Record the newest committed entry outside the database, safely from any number of
+        threads and processes: under a lock (a thread lock and an flock on a file next to the
+        head), re-read the head and never move it backwards; write a uniquely named temporary
+        file in the same directory and ``os.replace`` it, so a reader sees the old head or the
+        new one, never half of either."""
         data = {"seq": seq, "hash": digest, "mac": self.key.sign(f"head:{seq}:{digest}")}
         self.head_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.head_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, self.head_path)
+        with _head_lock, _file_lock(self.head_path.with_name(self.head_path.name + ".lock")):
+            current = self.read_head()
+            if current and current.get("seq", 0) >= seq:
+                return
+            fd, tmp = tempfile.mkstemp(prefix=self.head_path.name + ".", suffix=".tmp", dir=self.head_path.parent)
+            try:
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(json.dumps(data))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, self.head_path)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                raise
 
     def read_head(self) -> dict | None:
         try:

@@ -1,5 +1,6 @@
-"""Transparency reports: per-deployment records and the annual summary, as JSON, CSV and
-HTML with charts, in the shape of the records the Metropolitan Police publishes."""
+"""Rendering transparency reports: per-deployment records and the annual summary as JSON,
+CSV and HTML with charts, in the shape of the records the Metropolitan Police publishes.
+Gathering them (and who may) is ``vigil.services.reports``."""
 
 from __future__ import annotations
 
@@ -7,42 +8,13 @@ import base64
 import csv
 import html
 import io
-from datetime import datetime
-
-from sqlalchemy import select
 
 from vigil.errors import VigilError
-from vigil.governance.permissions import Actor, require
-from vigil.live.deployments import deployment_record, get_deployment
-from vigil.store.schema import Deployment
-from vigil.timeutil import as_utc
 
 CSV_FIELDS = ["deployment_id", "date", "name", "location", "trial", "start", "end", "duration_minutes",
               "watchlist_size", "faces_seen", "alerts", "true_alerts", "false_alerts", "unverified_alerts",
               "undecided_alerts", "false_alert_rate", "engagements", "arrests", "threshold", "authorised_by",
               "legal_basis"]
-
-
-def deployment_report(vigil, actor: Actor, deployment_id) -> dict:
-    require(actor, "report.view")
-    with vigil.store.session() as session:
-        return deployment_record(session, get_deployment(session, deployment_id))
-
-
-def annual_report(vigil, actor: Actor, year: int, *, include_trials: bool = False) -> dict:
-    require(actor, "report.view")
-    start, end = datetime(year, 1, 1), datetime(year + 1, 1, 1)
-    with vigil.store.session() as session:
-        deps = [d for d in session.scalars(select(Deployment).where(Deployment.started_at.is_not(None))
-                                           .order_by(Deployment.started_at))
-                if start <= as_utc(d.started_at).replace(tzinfo=None) < end]
-        records = [deployment_record(session, d) for d in deps if include_trials or not d.is_trial]
-    totals = {k: sum((r.get(k) or 0) for r in records) for k in
-              ("faces_seen", "alerts", "true_alerts", "false_alerts", "unverified_alerts", "undecided_alerts",
-               "engagements", "arrests")}
-    totals["deployments"] = len(records)
-    totals["false_alert_rate"] = totals["false_alerts"] / totals["faces_seen"] if totals["faces_seen"] else None
-    return {"year": year, "includes_trials": include_trials, "totals": totals, "deployments": records}
 
 
 def to_csv(records: list[dict]) -> str:

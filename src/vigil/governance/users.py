@@ -1,33 +1,36 @@
-"""Users, passwords (argon2), API tokens, login throttling and the CLI's identity.
+"""The mechanics of accounts: passwords (argon2id), API tokens, login sessions, login
+throttling and the operating-system identity. Plain functions on a database session: who
+may call them, the transaction and the audit entry belong to ``vigil.services.accounts``.
 
 - Passwords are hashed with argon2id; they are generated (never a default) and shown once.
 - API tokens are random 32-byte secrets shown once; only their SHA-256 is stored.
-- Disabling a user or revoking a token takes effect on the next request: every request
-  looks the user/token up again.
-- After ``login_max_failures`` failures for a username the account is locked for
-  ``login_lockout_seconds``; failures are counted for unknown usernames too, so probing
-  cannot tell which names exist.
+- A login opens a server-side session; every request checks it is still open, so logout,
+  a password reset, a disable or a role change ends it at once (see :func:`revoke_user_access`).
 """
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import os
 import secrets
+import threading
 from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from vigil.errors import AuthenticationError, ConflictError, NotFoundError, PermissionDenied, VigilError
-from vigil.governance.permissions import ROLES, Actor
-from vigil.store.schema import ApiToken, LoginThrottle, User
+from vigil.errors import AuthenticationError, ConflictError, NotFoundError, VigilError
+from vigil.governance.permissions import ROLES
+from vigil.store.schema import ApiToken, LoginSession, LoginThrottle, User
 from vigil.timeutil import as_utc, utcnow
 
 _hasher = PasswordHasher()
+# Each argon2 check takes 64 MiB for tens of milliseconds: a burst of logins waits here
+# rather than exhausting memory.
+_password_checks = threading.BoundedSemaphore(4)
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 TOKEN_PREFIX = "vgl_"
 
 
@@ -41,31 +44,49 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def check_password(user: User, password: str) -> bool:
-    if not user.password_hash:
-        return False
-    try:
-        return _hasher.verify(user.password_hash, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return False
+def check_password(user: User | None, password: str) -> bool:
+    """True if ``password`` is the user's. Without a user (or a hash) a dummy hash is still
+    checked, so the time taken does not tell which usernames exist."""
+    stored = user.password_hash if user is not None and user.password_hash else None
+    with _password_checks:
+        try:
+            return _hasher.verify(stored or _DUMMY_HASH, password) and stored is not None
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
 
 
 def os_username() -> str:
-    try:
+    """The operating-system account running this process, from the kernel's uid: never from
+    LOGNAME or USER, which anyone can set to another name. ``uid<N>`` without a passwd entry."""
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:  # Windows has no uids: the logon name is what there is
+        import getpass
+
         return getpass.getuser()
-    except Exception:  # no passwd entry (containers)
-        return os.environ.get("USER") or f"uid{os.getuid()}"
+    try:
+        import pwd
+
+        return pwd.getpwuid(getuid()).pw_name
+    except (KeyError, ImportError):  # no passwd entry (containers)
+        return f"uid{getuid()}"
+
+
+# -- users -------------------------------------------------------------------------------------
+def check_role(role: str) -> None:
+    if role not in ROLES:
+        raise VigilError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
 
 
 def create_user(session: Session, username: str, role: str, *, created_by: str, display_name: str = "",
                 password: str | None = None, os_user: str | None = None) -> tuple[User, str | None]:
     """Create a user. Returns (user, generated password or None if one was given)."""
-    if role not in ROLES:
-        raise VigilError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+    check_role(role)
     if not username or len(username) > 80 or not all(c.isalnum() or c in "._-@" for c in username):
         raise VigilError("usernames are 1-80 letters, digits or . _ - @")
     if session.scalar(select(User).where(User.username == username)):
         raise ConflictError(f"user {username!r} already exists")
+    if os_user and session.scalar(select(User).where(User.os_user == os_user)):
+        raise ConflictError(f"the operating-system user {os_user!r} is already mapped to a Vigil user")
     generated = None
     if password is None:
         password = generated = generate_password()
@@ -83,34 +104,116 @@ def get_user(session: Session, username: str) -> User:
     return user
 
 
-def actor_for(user: User, via: str) -> Actor:
+def find_user(session: Session, username: str) -> User | None:
+    return session.scalar(select(User).where(User.username == username))
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.username)))
+
+
+def require_enabled(user: User | None) -> User:
+    if user is None:
+        raise AuthenticationError("no such user")
     if user.disabled:
         raise AuthenticationError(f"user {user.username} is disabled")
-    return Actor(user.username, user.role, user.id, via)
-
-
-# -- login with throttling ---------------------------------------------------------------
-def login(session: Session, username: str, password: str, *, max_failures: int, lockout_seconds: int) -> User:
-    key = f"user:{username.lower()}"
-    throttle = session.get(LoginThrottle, key)
-    now = utcnow()
-    if throttle and throttle.locked_until and as_utc(throttle.locked_until) > now:
-        wait = int((as_utc(throttle.locked_until) - now).total_seconds()) + 1
-        raise AuthenticationError(f"too many failed logins: try again in {wait} s")
-    user = session.scalar(select(User).where(User.username == username))
-    ok = user is not None and not user.disabled and check_password(user, password)
-    if not ok:
-        throttle = throttle or LoginThrottle(key=key, failures=0)
-        throttle.failures += 1
-        throttle.last_failure_at = now
-        if throttle.failures >= max_failures:
-            throttle.locked_until = now + timedelta(seconds=lockout_seconds)
-            throttle.failures = 0
-        session.merge(throttle)
-        raise AuthenticationError("wrong username or password, or the account is disabled")
-    if throttle:
-        session.delete(throttle)
     return user
+
+
+def revoke_user_access(session: Session, user_id: int, reason: str) -> dict:
+    """End every login session of the user and revoke every API token they hold. Used when
+    the password is reset (the account may be compromised: whoever knew the old password may
+    have minted tokens with it), the user is disabled, or their role changes (what they were
+    let in as no longer holds)."""
+    now = utcnow()
+    sessions = session.execute(update(LoginSession).where(LoginSession.user_id == user_id,
+                                                          LoginSession.revoked_at.is_(None))
+                               .values(revoked_at=now, revoked_reason=reason)).rowcount
+    tokens = session.execute(update(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+                             .values(revoked_at=now)).rowcount
+    return {"sessions_revoked": int(sessions or 0), "tokens_revoked": int(tokens or 0)}
+
+
+# -- login sessions ----------------------------------------------------------------------------
+def open_session(session: Session, user: User, client: str | None) -> LoginSession:
+    row = LoginSession(id=secrets.token_hex(16), user_id=user.id, client=(client or "")[:120])
+    session.add(row)
+    session.flush()
+    return row
+
+
+def live_session(session: Session, session_id: str, user_id: int) -> LoginSession:
+    row = session.get(LoginSession, session_id)
+    if row is None or row.user_id != user_id:
+        raise AuthenticationError("invalid token")
+    if row.revoked_at is not None:
+        raise AuthenticationError("this session has ended (logged out, or the account changed): log in again")
+    return row
+
+
+def end_session(session: Session, session_id: str, reason: str) -> dict:
+    """Revoke one login session and every API token minted from it."""
+    now = utcnow()
+    ended = session.execute(update(LoginSession).where(LoginSession.id == session_id,
+                                                       LoginSession.revoked_at.is_(None))
+                            .values(revoked_at=now, revoked_reason=reason)).rowcount
+    tokens = session.execute(update(ApiToken).where(ApiToken.session_id == session_id,
+                                                    ApiToken.revoked_at.is_(None))
+                             .values(revoked_at=now)).rowcount
+    return {"sessions_revoked": int(ended or 0), "tokens_revoked": int(tokens or 0)}
+
+
+def user_sessions(session: Session, user_id: int) -> list[LoginSession]:
+    return list(session.scalars(select(LoginSession).where(LoginSession.user_id == user_id)
+                                .order_by(LoginSession.created_at.desc())))
+
+
+# -- login throttling -------------------------------------------------------------------------
+def throttle_keys(username: str, client: str | None) -> dict[str, str]:
+    """The counters a login attempt feeds: its account, and the address it comes from."""
+    keys = {"account": f"user:{username.lower()[:110]}"}
+    if client:
+        keys["address"] = f"addr:{client[:110]}"
+    return keys
+
+
+def locked_for(session: Session, keys: dict[str, str]) -> tuple[str, int] | None:
+    """(which counter, seconds left) if any of ``keys`` is locked now, else None."""
+    now = utcnow()
+    for kind, key in keys.items():
+        row = session.get(LoginThrottle, key)
+        if row is not None and row.locked_until and as_utc(row.locked_until) > now:
+            return kind, int((as_utc(row.locked_until) - now).total_seconds()) + 1
+    return None
+
+
+def count_failure(session: Session, keys: dict[str, str], limits: dict[str, int], lockout_seconds: int) -> list[str]:
+    """Add a failure to each counter; lock those that reach their limit. Failures older than
+    the lockout period are forgotten. Returns the kinds newly locked. Call it under the audit
+    lock, so concurrent failures are all counted."""
+    now = utcnow()
+    locked = []
+    for kind, key in keys.items():
+        row = session.get(LoginThrottle, key, populate_existing=True)
+        if row is None:
+            row = LoginThrottle(key=key, failures=0)
+            session.add(row)
+        if row.last_failure_at and as_utc(row.last_failure_at) < now - timedelta(seconds=lockout_seconds):
+            row.failures = 0
+        row.failures = (row.failures or 0) + 1
+        row.last_failure_at = now
+        if row.failures >= limits[kind]:
+            row.locked_until = now + timedelta(seconds=lockout_seconds)
+            row.failures = 0
+            locked.append(kind)
+    session.flush()
+    return locked
+
+
+def clear_failures(session: Session, key: str) -> None:
+    row = session.get(LoginThrottle, key)
+    if row is not None:
+        session.delete(row)
 
 
 # -- API tokens ------------------------------------------------------------------------------
@@ -118,16 +221,21 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(session: Session, user: User, name: str = "", days: float | None = None) -> tuple[ApiToken, str]:
+def create_token(session: Session, user: User, name: str = "", days: float | None = None, *,
+                 session_id: str | None = None) -> tuple[ApiToken, str]:
+    """A new API token (returned once); ``session_id`` ties it to the login that minted it."""
+    if days is not None and days <= 0:
+        raise VigilError("--days must be positive")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(user_id=user.id, name=name, token_hash=token_digest(secret), prefix=secret[:10],
-                   expires_at=utcnow() + timedelta(days=days) if days else None)
+                   expires_at=utcnow() + timedelta(days=days) if days else None, session_id=session_id)
     session.add(row)
     session.flush()
     return row, secret
 
 
-def user_for_token(session: Session, token: str) -> User:
+def token_row(session: Session, token: str) -> ApiToken:
+    """The live token row for a secret: refused if unknown, revoked, expired or its user disabled."""
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_digest(token)))
     if row is None or row.revoked_at is not None:
         raise AuthenticationError("invalid or revoked API token")
@@ -137,29 +245,15 @@ def user_for_token(session: Session, token: str) -> User:
     if user is None or user.disabled:
         raise AuthenticationError("the token's user is disabled")
     row.last_used_at = utcnow()
-    return user
-
-
-def revoke_token(session: Session, token_id: int, actor: Actor) -> ApiToken:
-    row = session.get(ApiToken, token_id)
-    if row is None:
-        raise NotFoundError(f"no token {token_id}")
-    if row.user_id != actor.user_id and actor.role != "admin":
-        raise PermissionDenied("only an admin may revoke another user's token")
-    row.revoked_at = utcnow()
     return row
 
 
-def cli_actor(session: Session, token: str | None) -> Actor:
-    """The CLI's identity: VIGIL_TOKEN if given, else the user mapped to the OS user."""
-    if token:
-        return actor_for(user_for_token(session, token), "cli")
-    name = os_username()
-    user = session.scalar(select(User).where(User.os_user == name))
-    if user is None:
-        raise AuthenticationError(
-            f"the operating-system user {name!r} is not mapped to a Vigil user: set VIGIL_TOKEN to an API token "
-            f"(an admin creates one with 'vigil token create --user NAME'), or ask an admin to run "
-            f"'vigil user add {name} --role ROLE --os-user {name}'"
-        )
-    return actor_for(user, "cli")
+def user_for_token(session: Session, token: str) -> User:
+    return session.get(User, token_row(session, token).user_id)
+
+
+def get_token(session: Session, token_id: int) -> ApiToken:
+    row = session.get(ApiToken, token_id)
+    if row is None:
+        raise NotFoundError(f"no token {token_id}")
+    return row

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
-from sqlalchemy import create_engine, event, inspect
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -73,6 +73,23 @@ def has_schema(engine: Engine) -> bool:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def take_write_lock(session: Session, key: int) -> None:
+    """Serialise writers that read-then-write (the audit sequence, login counters) until this
+    transaction ends.
+
+    PostgreSQL: a transaction-scoped advisory lock on ``key``. SQLite has one writer at a time,
+    but pysqlite begins a transaction lazily, at the first INSERT/UPDATE/DELETE, so two
+    writers could both read the same "last" row before either writes. A no-op UPDATE first
+    opens the transaction and takes the database's write lock (waiting up to busy_timeout),
+    so whatever this transaction reads next is current until it commits.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    elif dialect == "sqlite":
+        session.execute(text("UPDATE audit_log SET seq = seq WHERE 0"))
 
 
 @contextmanager

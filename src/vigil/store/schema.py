@@ -47,7 +47,24 @@ class ApiToken(Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # the login session this token was minted from (None: minted by an admin or the CLI);
+    # ending that session revokes the token too
+    session_id: Mapped[str | None] = mapped_column(ForeignKey("sessions.id", ondelete="SET NULL"), nullable=True,
+                                                   index=True)
     user: Mapped[User] = relationship()
+
+
+class LoginSession(Base):
+    """A server-side login session: every signed access token names one (``sid``), and a
+    request is refused once its session is revoked (logout, password reset, disable, role change)."""
+
+    __tablename__ = "sessions"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    client: Mapped[str] = mapped_column(String(120), default="")
 
 
 class LoginThrottle(Base):
