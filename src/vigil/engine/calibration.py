@@ -77,7 +77,7 @@ class Calibration:
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        path.write_text(to_json(self))
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "shipped") -> "Calibration":
@@ -90,19 +90,30 @@ def calibration_filename(model_id: str) -> str:
     return f"{safe}.json"
 
 
-def load_calibration(model_id: str, site_dir: Path | None = None, explicit: Path | None = None) -> Calibration:
+def calibration_in_effect(model_id: str, site_dir: Path | None = None, explicit: Path | None = None):
+    """(file, source) of the table a model's thresholds come from, or (None, None): the
+    configured file, else the site's, else the shipped one."""
     name = calibration_filename(model_id)
     candidates = []
     if explicit:
         candidates.append((Path(explicit), "configured"))
     if site_dir:
         candidates.append((site_dir / name, "site"))
+    candidates.append((resources.files("vigil.engine") / "calibration" / name, "shipped"))
     for path, source in candidates:
         if path.is_file():
-            return Calibration.from_dict(json.loads(path.read_text()), source=source)
-    shipped = resources.files("vigil.engine") / "calibration" / name
-    if shipped.is_file():
-        return Calibration.from_dict(json.loads(shipped.read_text()), source="shipped")
+            return path, source
+    return None, None
+
+
+def to_json(cal: Calibration) -> str:
+    return json.dumps(cal.to_dict(), indent=1) + "\n"
+
+
+def load_calibration(model_id: str, site_dir: Path | None = None, explicit: Path | None = None) -> Calibration:
+    path, source = calibration_in_effect(model_id, site_dir, explicit)
+    if path is not None:
+        return Calibration.from_dict(json.loads(path.read_text()), source=source)
     raise ModelError(
         f"no calibration table for model {model_id!r}: run 'vigil calibrate --data DIR' on labelled images"
     )

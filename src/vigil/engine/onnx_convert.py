@@ -18,6 +18,11 @@ The published int8 block-quantised files (YuNet 2023mar, SFace 2021dec) have thr
 float32 initialisers, drops graph inputs that are initialisers or unused, turns data-path
 reshapes of the form ``[1, -1, k]`` into ``[0, -1, k]`` (copy the batch dimension), and marks
 the batch (and optionally height/width) dimensions symbolic.
+
+:func:`repair_recogniser` applies the same repairs to any ArcFace-style recogniser a site
+registers or Vigil installs (``vigil models add`` / ``install``), plus one more: a final
+``Reshape(x, [1, -1])`` (an export that fixed the batch at 1 in its flatten) becomes
+``[-1, D]`` with ``D`` the embedding width, so faces can be embedded in batches.
 """
 
 from __future__ import annotations
@@ -132,7 +137,8 @@ def rewrite_prelu(model: onnx.ModelProto) -> int:
     slopes = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     nodes, extra, count = [], [], 0
     for node in graph.node:
-        if node.op_type != "PRelu" or node.input[1] not in slopes:
+        # only channel-wise slopes of 4-D activations, shaped (C, 1, 1), map onto a depthwise conv
+        if node.op_type != "PRelu" or node.input[1] not in slopes or slopes[node.input[1]].ndim != 3:
             nodes.append(node)
             continue
         x, slope_name = node.input
@@ -166,5 +172,62 @@ def convert(source: bytes, *, spatial: bool = False) -> bytes:
     drop_bad_inputs(model)
     rewrite_prelu(model)
     make_dynamic(model, spatial=spatial)
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def fix_flatten_reshapes(model: onnx.ModelProto) -> int:
+    """``Reshape(x, [1, -1])`` feeding a graph output of known width ``D`` becomes ``[-1, D]``."""
+    graph = model.graph
+    consts = {i.name: i for i in graph.initializer}
+    widths = {}
+    for out in graph.output:
+        dims = out.type.tensor_type.shape.dim
+        if len(dims) == 2 and dims[1].dim_value > 0:
+            widths[out.name] = dims[1].dim_value
+    fixed = 0
+    for node in graph.node:
+        if node.op_type != "Reshape" or node.input[0] in consts or node.input[1] not in consts:
+            continue
+        shape = numpy_helper.to_array(consts[node.input[1]])
+        if shape.tolist() == [1, -1] and node.output[0] in widths:
+            new = np.array([-1, widths[node.output[0]]], np.int64)
+            consts[node.input[1]].CopyFrom(numpy_helper.from_array(new, node.input[1]))
+            fixed += 1
+    return fixed
+
+
+def batch_dependent(model: onnx.ModelProto) -> bool:
+    """True for dynamic quantisation: activation scales are computed per run, over the whole
+    batch, so a face's embedding depends on the faces it shares a run with."""
+    return any(node.op_type == "DynamicQuantizeLinear" for node in model.graph.node)
+
+
+METADATA_KEYS = {"mean": ("input_mean", "mean", "vigil.input_mean"), "std": ("input_std", "std", "vigil.input_std")}
+
+
+def metadata_normalisation(model: onnx.ModelProto) -> tuple[float, float] | None:
+    """(mean, std) when the model's metadata states both, else None."""
+    meta = {p.key.lower(): p.value for p in model.metadata_props}
+    found = {}
+    for what, keys in METADATA_KEYS.items():
+        for key in keys:
+            if key in meta:
+                try:
+                    found[what] = float(meta[key])
+                except ValueError:
+                    continue
+                break
+    return (found["mean"], found["std"]) if len(found) == 2 else None
+
+
+def repair_recogniser(source: bytes) -> bytes:
+    """A float32, batch-dynamic version of an ArcFace-style recogniser (same outputs per face)."""
+    model = onnx.load_from_string(source)
+    fold_constants(model)
+    drop_bad_inputs(model)
+    fix_flatten_reshapes(model)
+    rewrite_prelu(model)
+    make_dynamic(model)
     onnx.checker.check_model(model)
     return model.SerializeToString()

@@ -4,6 +4,8 @@ SFace (the default) is one of these with no input normalisation (its graph subtr
 scales internally); a site's own licensed model is another, with its mean/std from config.
 Embeddings are L2-normalised float32; with ``flip`` the face and its mirror image are
 embedded in the same batch and their embeddings averaged (flip test-time augmentation).
+``per_face`` runs the network once per image instead: a dynamically quantised model computes
+its activation scales over the whole batch, so batching would change each face's embedding.
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
 
 class OnnxArcFaceEmbedder:
     def __init__(self, session, *, model_id: str, mean: float = 0.0, std: float = 1.0,
-                 rgb: bool = True, flip: bool = True, batch_size: int = 32, size: int = 112):
+                 rgb: bool = True, flip: bool = True, batch_size: int = 32, size: int = 112,
+                 per_face: bool = False):
         self.session = session
         self.model_id = model_id
         self.mean, self.std, self.rgb = mean, std, rgb
         self.flip = flip
         self.batch_size = batch_size
         self.size = size
+        self.per_face = per_face
         self.input_name = session.get_inputs()[0].name
         self.dim = int(session.get_outputs()[0].shape[-1])
 
@@ -50,7 +54,11 @@ class OnnxArcFaceEmbedder:
             blob = chunk[..., ::-1] if self.rgb else chunk
             blob = (blob.astype(np.float32) - self.mean) / self.std
             blob = np.ascontiguousarray(blob.transpose(0, 3, 1, 2))
-            emb = self.session.run(None, {self.input_name: blob})[0]
+            if self.per_face:
+                emb = np.concatenate([self.session.run(None, {self.input_name: blob[i : i + 1]})[0]
+                                      for i in range(len(blob))])
+            else:
+                emb = self.session.run(None, {self.input_name: blob})[0]
             if self.flip:
                 n = len(emb) // 2
                 emb = l2_normalise(emb[:n]) + l2_normalise(emb[n:])

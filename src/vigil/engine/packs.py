@@ -7,7 +7,15 @@ sface      YuNet (ONNX Runtime)                SFace fp32, our alignment, flip a
 dlib       dlib HOG (or CNN) + 5 landmarks     dlib ResNet descriptor on dlib's 150px chip
 fusion     YuNet                               SFace and dlib, score-level fused
 custom     YuNet                               a site's ArcFace-style ONNX model (config)
+faceplugin YuNet                               Faceplugin's 512-d ArcFace-style model, fetched
+                                               by ``vigil models install faceplugin``
+NAME       YuNet                               a model registered by ``vigil models add``
+fusion:A+B YuNet                               any two of the above, score-level fused
 =========  ==================================  ===========================================
+
+Registered and installed models live in the data directory (:mod:`vigil.engine.registered_models`);
+``fusion:A+B`` takes its weight from ``fusion_weight_A+B.json`` (site calibration folder, then
+the shipped one; fitted by ``scripts/build_calibration.py --fit-fusion``), else 0.5.
 """
 
 from __future__ import annotations
@@ -21,18 +29,22 @@ from pathlib import Path
 
 from vigil.config import Settings
 from vigil.engine import model_files as mf
+from vigil.engine import registered_models as registry
 from vigil.engine.calibration import Calibration, load_calibration, site_calibration_dir
 from vigil.errors import ModelError
 
-PACK_NAMES = ("sface", "dlib", "fusion", "custom")
-LIVE_PACKS = ("sface", "fusion", "custom")  # YuNet-detected: batched, multi-scale detection for video
+PACK_NAMES = ("sface", "dlib", "fusion", "custom", "faceplugin")
+LIVE_PACKS = ("sface", "fusion", "custom", "faceplugin")  # YuNet-detected: batched, multi-scale detection
+FUSED_PREFIX = "fusion:"
 
 
 def check_live_pack(pack_name: str) -> None:
-    """Refuse a pack that cannot run live (watchlists and deployments)."""
-    if pack_name not in LIVE_PACKS:
-        raise ModelError(f"the {pack_name!r} pack cannot run live (its detector is built for stills); "
-                         f"watchlists and live deployments use the {', '.join(LIVE_PACKS)} packs")
+    """Refuse a pack that cannot run live (watchlists and deployments). Registered models are
+    YuNet-detected ArcFace-style recognisers, so they can; ``dlib`` (HOG detection) and the
+    general ``fusion:A+B`` (the live cascade is built for the ``fusion`` pack) cannot."""
+    if pack_name == "dlib" or pack_name.startswith(FUSED_PREFIX):
+        raise ModelError(f"the {pack_name!r} pack cannot run live (stills only); watchlists and live "
+                         f"deployments use {', '.join(LIVE_PACKS)} or a model registered with 'vigil models add'")
 _cache: dict[tuple, "Pack"] = {}
 _cache_lock = threading.Lock()
 
@@ -72,6 +84,19 @@ def fusion_weight() -> dict:
     return json.loads(path.read_text())
 
 
+def fused_weight(first: str, second: str, home: Path | None) -> dict:
+    """The fitted weight of ``fusion:first+second``: the site's, else the shipped, else 0.5."""
+    name = f"fusion_weight_{first}+{second}.json"
+    for path in ([site_calibration_dir(home) / name] if home else []):
+        if path.is_file():
+            return {**json.loads(path.read_text()), "source": "site"}
+    shipped = resources.files("vigil.engine") / "calibration" / name
+    if shipped.is_file():
+        return {**json.loads(shipped.read_text()), "source": "shipped"}
+    return {"weight": 0.5, "fitted_on": "none (default 0.5: run scripts/build_calibration.py --fit-fusion)",
+            "source": "default"}
+
+
 def _yunet(settings: Settings):
     from vigil.engine.yunet import YuNetDetector
 
@@ -108,6 +133,48 @@ def _custom(settings: Settings):
                                rgb=cfg.rgb, flip=settings.engine.flip_augment, batch_size=settings.engine.batch_size)
 
 
+def _registered(name: str, settings: Settings):
+    from vigil.engine.onnx_embedder import OnnxArcFaceEmbedder
+
+    spec = registry.load_spec(settings.home, name)
+    if spec is None:
+        if name == "faceplugin":
+            raise ModelError("the faceplugin pack is not installed: run 'vigil models install faceplugin'")
+        return None
+    flip = settings.engine.flip_augment
+    session = mf.ort_session(registry.model_path(settings.home, spec), settings.engine.threads)
+    return OnnxArcFaceEmbedder(session, model_id=spec.model_id(flip), mean=spec.input_mean, std=spec.input_std,
+                               rgb=spec.rgb, flip=flip, batch_size=settings.engine.batch_size,
+                               per_face=spec.per_face)
+
+
+def _component(name: str, settings: Settings):
+    """One recogniser of a ``fusion:A+B`` pack."""
+    if name == "sface":
+        return _sface(settings)
+    if name == "dlib":
+        from vigil.engine.dlib_pack import DlibEmbedder
+
+        return DlibEmbedder(flip=settings.engine.flip_augment)
+    if name == "custom":
+        return _custom(settings)
+    embedder = _registered(name, settings)
+    if embedder is None:
+        raise ModelError(f"unknown model {name!r} in a fused pack; use sface, dlib, custom or a registered model")
+    return embedder
+
+
+def _fused(name: str, settings: Settings) -> Pack:
+    from vigil.engine.fusion import FusionEmbedder
+
+    parts = name[len(FUSED_PREFIX):].split("+")
+    if len(parts) != 2 or not all(parts) or parts[0] == parts[1]:
+        raise ModelError(f"a fused pack names two different models: fusion:A+B (got {name!r})")
+    weight = float(fused_weight(parts[0], parts[1], settings.home)["weight"])
+    embedder = FusionEmbedder(_component(parts[0], settings), _component(parts[1], settings), weight)
+    return Pack(name, _yunet(settings), embedder, settings.home)
+
+
 def build_pack(name: str, settings: Settings) -> Pack:
     if name == "sface":
         return Pack("sface", _yunet(settings), _sface(settings), settings.home)
@@ -125,7 +192,13 @@ def build_pack(name: str, settings: Settings) -> Pack:
     if name == "custom":
         cal = Path(settings.custom_pack.calibration_path) if settings.custom_pack.calibration_path else None
         return Pack("custom", _yunet(settings), _custom(settings), settings.home, cal)
-    raise ModelError(f"unknown pack {name!r}; choose one of {', '.join(PACK_NAMES)}")
+    if name.startswith(FUSED_PREFIX):
+        return _fused(name, settings)
+    embedder = _registered(name, settings)
+    if embedder is not None:
+        return Pack(name, _yunet(settings), embedder, settings.home)
+    raise ModelError(f"unknown pack {name!r}; choose one of {', '.join(PACK_NAMES)}, a model registered with "
+                     "'vigil models add', or fusion:A+B")
 
 
 def get_pack(name: str | None, settings: Settings) -> Pack:
@@ -139,7 +212,8 @@ def get_pack(name: str | None, settings: Settings) -> Pack:
 
 
 def pack_for_model_id(model_id: str, settings: Settings) -> Pack:
-    for name in ("sface", "fusion", "dlib", "custom"):
+    names = ["sface", "fusion", "dlib", "custom"] + [spec.name for spec in registry.list_specs(settings.home)]
+    for name in names:
         try:
             pack = get_pack(name, settings)
         except ModelError:
