@@ -12,9 +12,8 @@ from sqlalchemy import create_engine, func, select, text
 
 from tests.conftest import demo_bytes
 from tests.store.conftest import variant
-from tests.store.test_enrol_search import make_gallery
-from vigil.retro.enrolment import Enroller, EnrolItem
-from vigil.store.schema import Blob, FaceImage, TemplateRow
+from tests.store.test_enrol_search import enrol, make_gallery
+from vigil.store.schema import Blob, Collection, FaceImage, TemplateRow
 
 
 def _count(db_path) -> int:
@@ -77,20 +76,19 @@ def test_kill_minus_nine_mid_import_then_resume(home, tmp_path):
 
 
 def test_index_replays_changes_after_a_crash_and_rebuilds_a_corrupt_file(vigil, admin):
-    from vigil.index.manager import IndexManager
+    from vigil.services.indexes import IndexManager
 
     coll = make_gallery(vigil, admin)
-    enroller = Enroller(vigil.store, vigil.engine(), vigil.indexes, admin, coll)
-    enroller.enrol_bytes(demo_bytes("obama.jpg"), EnrolItem("a", "Barack Obama"))
+    enrol(vigil, admin, coll, "obama.jpg", "Barack Obama")
     with vigil.store.session() as s:
-        assert vigil.indexes.save(s, s.get(type(coll), coll.id), force=True)
-    enroller.enrol_bytes(demo_bytes("biden.jpg"), EnrolItem("b", "Joe Biden"))  # after the save: a "crash" now
+        assert vigil.indexes.save(s, s.get(Collection, coll["id"]), force=True)
+    enrol(vigil, admin, coll, "biden.jpg", "Joe Biden")  # after the save: a "crash" now
     fresh = IndexManager(vigil.store)  # a new process: loads the file, replays the log
     with vigil.store.session() as s:
-        assert len(fresh.get(s, s.get(type(coll), coll.id))) == 2
-    path = vigil.store.home / "index" / f"collection-{coll.id}.idx"
+        assert len(fresh.get(s, s.get(Collection, coll["id"]))) == 2
+    path = vigil.store.home / "index" / f"collection-{coll['id']}.idx"
     path.write_bytes(path.read_bytes()[:50])  # corrupt it
     rebuilt = IndexManager(vigil.store)
     with vigil.store.session() as s:
-        assert len(rebuilt.get(s, s.get(type(coll), coll.id))) == 2
+        assert len(rebuilt.get(s, s.get(Collection, coll["id"]))) == 2
     assert not path.exists()  # the corrupt file was discarded

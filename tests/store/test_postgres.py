@@ -59,24 +59,19 @@ def pg_vigil(home, pg_url, monkeypatch):
 
 @pytest.mark.postgres
 def test_enrol_search_erase_and_audit_on_postgres(pg_vigil, tmp_path):
-    from tests.store.test_enrol_search import make_gallery
-    from vigil.retro.enrolment import Enroller, EnrolItem
-    from vigil.retro.search import SearchRequest, run_search
+    from tests.store.test_enrol_search import enrol, make_gallery, search
+    from vigil.services.subjects import erase_subject
     from vigil.store.schema import FaceImage
-    from vigil.store.subjects import erase_subject
 
     vigil = pg_vigil
     assert vigil.store.engine.dialect.name == "postgresql"
     admin = vigil.cli_actor()
     coll = make_gallery(vigil, admin)
-    enroller = Enroller(vigil.store, vigil.engine(), vigil.indexes, admin, coll)
-    obama = enroller.enrol_bytes(demo_bytes("obama.jpg"), EnrolItem("a", "Barack Obama"))
-    enroller.enrol_bytes(demo_bytes("biden.jpg"), EnrolItem("b", "Joe Biden"))
-    result = run_search(vigil, admin, SearchRequest(coll, "PG-1", "postgres test", 2),
-                        path=demo_path("obama_small.jpg", tmp_path))
-    assert result["faces"][0]["candidates"][0]["subject_id"] == obama.subject_id
-    with vigil.store.session() as s:
-        erase_subject(vigil.store, s, admin, obama.subject_id, "test erasure")
+    obama = enrol(vigil, admin, coll, "obama.jpg", "Barack Obama")
+    enrol(vigil, admin, coll, "biden.jpg", "Joe Biden")
+    result = search(vigil, admin, coll, demo_path("obama_small.jpg", tmp_path), "PG-1", "postgres test", 2)
+    assert result["faces"][0]["candidates"][0]["subject_id"] == obama["subject_id"]
+    erase_subject(vigil, admin, obama["subject_id"], "test erasure")
     with vigil.store.session() as s:
         assert s.scalar(select(func.count()).select_from(FaceImage)) == 1
         verdict = vigil.store.audit.verify(s)
@@ -88,15 +83,13 @@ def test_db_copy_from_embedded_sqlite_to_postgres(home, pg_url):
     from vigil.services import forget_contexts, get_vigil
     from vigil.store.backup import copy_database
     from vigil.store.schema import AuditEntry, Subject
-    from tests.store.test_enrol_search import make_gallery
-    from vigil.retro.enrolment import Enroller, EnrolItem
+    from tests.store.test_enrol_search import enrol, make_gallery
 
     forget_contexts()
     local = get_vigil(Settings(home=home))
     admin = local.cli_actor()
     coll = make_gallery(local, admin)
-    Enroller(local.store, local.engine(), local.indexes, admin, coll).enrol_bytes(
-        demo_bytes("obama.jpg"), EnrolItem("a", "Barack Obama"))
+    enrol(local, admin, coll, "obama.jpg", "Barack Obama")
     counts = copy_database(local.settings.db_url, pg_url)
     assert counts["subjects"] == 1 and counts["audit_log"] >= 3
     forget_contexts()

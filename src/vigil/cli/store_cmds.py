@@ -40,27 +40,29 @@ def init(as_json: bool = JsonOpt) -> None:
 
 
 # ----------------------------------------------------------------------------- collections
+def _withdrawn(d: dict) -> None:
+    """Say which watchlists lost their authorisation because of this command, and why."""
+    for w in d.get("authorisation_withdrawn", []):
+        console.print(f"  [yellow]authorisation withdrawn[/] from watchlist {w['watchlist']!r}: {w['because']}; "
+                      "a supervisor must authorise it again before a deployment can use it")
+
+
 def _create(kind: str, name: str, pack: str | None, purpose: str, legal_basis: str, expires: str | None,
             category: str, as_json: bool) -> None:
-    from vigil.store.collections import create_collection, describe
+    from vigil.services.collections import create_collection
     from vigil.timeutil import parse_when
 
     vigil, actor = ctx()
-    engine = vigil.engine(pack)
-    with vigil.store.session() as session:
-        coll = create_collection(session, vigil.store.audit, actor, kind, name, pack=engine.pack.name,
-                                 model_id=engine.model_id, purpose=purpose, legal_basis=legal_basis,
-                                 category=category, expires_at=parse_when(expires) if expires else None)
-        data = describe(session, coll)
+    data = create_collection(vigil, actor, kind, name, pack=pack, purpose=purpose, legal_basis=legal_basis,
+                             category=category, expires_at=parse_when(expires) if expires else None)
     emit(data, as_json, lambda d: console.print(f"Created {kind} {d['name']!r} (id {d['id']}, {d['model_id']})"))
 
 
 def _list(kind: str, as_json: bool) -> None:
-    from vigil.store.collections import list_collections
+    from vigil.services.collections import list_collections
 
     vigil, actor = ctx()
-    with vigil.store.session() as session:
-        rows = list_collections(session, actor, kind)
+    rows = list_collections(vigil, actor, kind)
 
     def human(rs):
         table = Table(title=f"{kind.title()}s")
@@ -75,25 +77,17 @@ def _list(kind: str, as_json: bool) -> None:
 
 
 def _show(kind: str, name: str, as_json: bool) -> None:
-    from vigil.governance.permissions import require
-    from vigil.store.collections import describe, get_collection
+    from vigil.services.collections import show_collection
 
     vigil, actor = ctx()
-    require(actor, "collection.view")
-    with vigil.store.session() as session:
-        data = describe(session, get_collection(session, kind, name))
-    emit(data, as_json, lambda d: console.print_json(json.dumps(d)))
+    emit(show_collection(vigil, actor, kind, name), as_json, lambda d: console.print_json(json.dumps(d)))
 
 
 def _delete(kind: str, name: str, reason: str, as_json: bool) -> None:
-    from vigil.store.collections import delete_collection, get_collection
+    from vigil.services.collections import delete_collection
 
     vigil, actor = ctx()
-    with vigil.store.session() as session:
-        coll = get_collection(session, kind, name)
-        cid = coll.id
-        summary = delete_collection(vigil.store, session, actor, coll, reason)
-    vigil.indexes.drop(cid)
+    summary = delete_collection(vigil, actor, kind, name, reason)
     emit(summary, as_json, lambda d: console.print(
         f"Deleted {kind} {d['name']!r}: {d['subjects_erased']} subjects erased, "
         f"{d['subjects_kept_elsewhere']} kept (enrolled elsewhere too)"))
@@ -147,23 +141,19 @@ def watchlist_show(name: str, as_json: bool = JsonOpt) -> None:
 @watchlist_app.command("authorise")
 def watchlist_authorise(name: str, note: str = typer.Option("", "--note"), as_json: bool = JsonOpt) -> None:
     """Authorise a watchlist's current content (supervisor). Any later edit withdraws it."""
-    from vigil.store.collections import authorise_watchlist, describe, get_collection
+    from vigil.services.collections import authorise_watchlist
 
     vigil, actor = ctx()
-    with vigil.store.session() as session:
-        coll = authorise_watchlist(session, vigil.store.audit, actor, get_collection(session, "watchlist", name), note)
-        data = describe(session, coll)
+    data = authorise_watchlist(vigil, actor, name, note)
     emit(data, as_json, lambda d: console.print(f"Watchlist {d['name']!r} authorised by {d['authorised_by']}"))
 
 
 @watchlist_app.command("expire")
 def watchlist_expire(name: str, as_json: bool = JsonOpt) -> None:
-    from vigil.store.collections import describe, expire_collection, get_collection
+    from vigil.services.collections import expire_collection
 
     vigil, actor = ctx()
-    with vigil.store.session() as session:
-        data = describe(session, expire_collection(session, vigil.store.audit, actor,
-                                                   get_collection(session, "watchlist", name)))
+    data = expire_collection(vigil, actor, "watchlist", name)
     emit(data, as_json, lambda d: console.print(f"Watchlist {d['name']!r} expired"))
 
 
@@ -175,20 +165,30 @@ def watchlist_delete(name: str, reason: str = typer.Option(..., "--reason"), as_
 @watchlist_app.command("add")
 def watchlist_add(name: str, subject_id: str = typer.Option(..., "--subject"), as_json: bool = JsonOpt) -> None:
     """Put an already-enrolled subject (e.g. from a gallery) on a watchlist."""
-    from vigil.retro.membership import add_subject_to_collection
+    from vigil.services.subjects import add_subject_to_collection
 
     vigil, actor = ctx()
     result = add_subject_to_collection(vigil, actor, "watchlist", name, subject_id)
-    emit(result, as_json, lambda d: console.print(f"Subject {d['subject_id']} added to watchlist {name!r}"))
+
+    def human(d):
+        console.print(f"Subject {d['subject_id']} added to watchlist {name!r}")
+        _withdrawn(d)
+
+    emit(result, as_json, human)
 
 
 @watchlist_app.command("remove")
 def watchlist_remove(name: str, subject_id: str = typer.Option(..., "--subject"), as_json: bool = JsonOpt) -> None:
-    from vigil.retro.membership import remove_subject_from_collection
+    from vigil.services.subjects import remove_subject_from_collection
 
     vigil, actor = ctx()
     result = remove_subject_from_collection(vigil, actor, "watchlist", name, subject_id)
-    emit(result, as_json, lambda d: console.print(f"Subject {d['subject_id']} removed from watchlist {name!r}"))
+
+    def human(d):
+        console.print(f"Subject {d['subject_id']} removed from watchlist {name!r}")
+        _withdrawn(d)
+
+    emit(result, as_json, human)
 
 
 # ----------------------------------------------------------------------------- enrolment
@@ -208,8 +208,7 @@ def enroll(
     as_json: bool = JsonOpt,
 ) -> None:
     """Enrol faces into a gallery or watchlist: one image, a folder per subject, or a CSV."""
-    from vigil.retro.enrolment import Enroller, EnrolItem, items_from_csv, items_from_dir
-    from vigil.store.collections import get_collection
+    from vigil.services.enrolment import EnrolItem, enrol_files, items_from_csv, items_from_dir
 
     if bool(gallery) == bool(watchlist):
         raise VigilError("name exactly one of --gallery or --watchlist")
@@ -220,10 +219,6 @@ def enroll(
         raise VigilError("enrolling one image needs --name (or --subject)")
     vigil, actor = ctx()
     kind, cname = ("gallery", gallery) if gallery else ("watchlist", watchlist)
-    with vigil.store.session() as session:
-        coll = get_collection(session, kind, cname)
-    enroller = Enroller(vigil.store, vigil.engine_for(coll), vigil.indexes, actor, coll,
-                        quality_gate=not allow_low_quality)
     if image is not None:
         items = [(image, EnrolItem(str(image), name or "", category, reference, subject))]
     elif folder is not None:
@@ -233,8 +228,8 @@ def enroll(
     if category:
         for _, item in items:
             item.category = item.category or category
-    report = enroller.enrol_many(items, show_progress=not as_json)
-    data = report.to_dict()
+    data = enrol_files(vigil, actor, kind, cname, items, quality_gate=not allow_low_quality,
+                       show_progress=not as_json)
 
     def human(d):
         console.print(f"enrolled {d['enrolled']}, skipped {d['skipped']} (already enrolled), "
@@ -243,6 +238,7 @@ def enroll(
             console.print(f"  [yellow]rejected[/] {r['source']}: {'; '.join(r['reasons'])}")
         for w in d["warnings"][:20]:
             console.print(f"  [yellow]warning[/] {w['source']}: {w['warning']}")
+        _withdrawn(d)
 
     emit(data, as_json, human)
     if image is not None and data["rejected"]:
@@ -261,8 +257,7 @@ def search(
     as_json: bool = JsonOpt,
 ) -> None:
     """Search every face in a probe against a gallery: ranked candidates for a person to review."""
-    from vigil.retro.search import SearchRequest, run_search
-    from vigil.store.collections import get_collection
+    from vigil.services.search import run_search
 
     if bool(gallery) == bool(watchlist):
         raise VigilError("name exactly one of --gallery or --watchlist")
@@ -270,14 +265,8 @@ def search(
         raise VigilError(f"{probe}: file not found")
     vigil, actor = ctx()
     kind, cname = ("gallery", gallery) if gallery else ("watchlist", watchlist)
-    with vigil.store.session() as session:
-        coll = get_collection(session, kind, cname)
-    result = run_search(vigil, actor, SearchRequest(coll, case, reason, top, probe.name), path=probe)
-    probe_faces = result.pop("_probe_faces")
-    if sheet:
-        from vigil.retro.contact_sheet import export_contact_sheet
-
-        result["contact_sheet"] = export_contact_sheet(vigil, actor, result, probe_faces, sheet)
+    result = run_search(vigil, actor, kind, cname, case_ref=case, reason=reason, top=top, path=probe,
+                        probe_name=probe.name, sheet=sheet)
 
     def human(r):
         console.print(f"Search {r['search_id']} in {r['gallery']} ({r['gallery_subjects']} subjects), "
@@ -293,6 +282,8 @@ def search(
                 table.add_row(str(c["rank"]), c["subject_id"], c["name"], f"{c['score']:.3f}",
                               f"{c['fmr']:.1e}", f"{c['expected_false_candidates_at_this_score']:.2g}")
             console.print(table)
+        if r.get("contact_sheet"):
+            console.print(f"Contact sheet written to {r['contact_sheet']}")
         console.print("Candidates are leads for a person to review, not identifications.")
 
     emit(result, as_json, human)
@@ -301,33 +292,32 @@ def search(
 # ----------------------------------------------------------------------------- subjects
 @subject_app.command("show")
 def subject_show(subject_id: str, as_json: bool = JsonOpt) -> None:
-    from vigil.governance.permissions import require
-    from vigil.store.subjects import describe_subject, get_subject
+    from vigil.services.subjects import show_subject
 
     vigil, actor = ctx()
-    require(actor, "subject.view")
-    with vigil.store.session() as session:
-        data = describe_subject(session, get_subject(session, subject_id))
-    emit(data, as_json, lambda d: console.print_json(json.dumps(d)))
+    emit(show_subject(vigil, actor, subject_id), as_json, lambda d: console.print_json(json.dumps(d)))
 
 
 @subject_app.command("delete")
 def subject_delete(subject_id: str, reason: str = typer.Option(..., "--reason"), as_json: bool = JsonOpt) -> None:
     """Erase a subject everywhere: images, templates, index entries, watchlist snapshots."""
-    from vigil.store.subjects import erase_subject
+    from vigil.services.subjects import erase_subject
 
     vigil, actor = ctx()
-    with vigil.store.session() as session:
-        summary = erase_subject(vigil.store, session, actor, subject_id, reason)
-    emit({"subject_id": subject_id, **summary}, as_json, lambda d: console.print(
-        f"Erased {subject_id}: {d['images']} images, {d['templates']} templates, "
-        f"{d['snapshot_entries']} snapshot entries; {d['alerts_stripped']} alerts stripped of images"))
+    summary = erase_subject(vigil, actor, subject_id, reason)
+
+    def human(d):
+        console.print(f"Erased {subject_id}: {d['images']} images, {d['templates']} templates, "
+                      f"{d['snapshot_entries']} snapshot entries; {d['alerts_stripped']} alerts stripped of images")
+        _withdrawn(d)
+
+    emit(summary, as_json, human)
 
 
 @subject_app.command("export")
 def subject_export(subject_id: str, out: Path = typer.Option(..., "--out"), as_json: bool = JsonOpt) -> None:
     """Subject access: gather everything held about one subject into DIR (an audited export)."""
-    from vigil.retro.subject_export import export_subject
+    from vigil.services.subjects import export_subject
 
     vigil, actor = ctx()
     data = export_subject(vigil, actor, subject_id, out)

@@ -20,7 +20,6 @@ from vigil.engine.images import decode_image, validate_array
 from vigil.engine.onnx_embedder import l2_normalise
 from vigil.engine.quality import QualityReport
 from vigil.errors import ImageError, VigilError
-from vigil.live.tracker import Tracker
 
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 VIDEO_MAGIC = (b"\x1aE\xdf\xa3", b"RIFF", b"\x00\x00\x00\x18ftyp", b"\x00\x00\x00\x1cftyp", b"\x00\x00\x00 ftyp")
@@ -77,12 +76,14 @@ def video_capture(data: bytes | None = None, path: Path | None = None):
             os.close(fd)
 
 
-def video_probe_faces(engine: FaceEngine, *, data: bytes | None = None, path: Path | None = None,
+def video_probe_faces(engine: FaceEngine, make_tracker, *, data: bytes | None = None, path: Path | None = None,
                       sample_fps: float = 5.0, max_seconds: float = 600.0, best_shots: int = 3) -> list[ProbeFace]:
+    """``make_tracker(max_gap=seconds)`` builds the face tracker (the live runtime's, handed in
+    by the caller, so that retro needs no import of it)."""
     with video_capture(data, path) as cap:
         fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
         step = max(1, int(round(fps / sample_fps)))
-        tracker = Tracker(max_gap=2.5 / sample_fps + 0.2)
+        tracker = make_tracker(max_gap=2.5 / sample_fps + 0.2)
         shots: dict[int, list[tuple[float, float, ProbeFace]]] = {}
         index, read_any = 0, False
         while True:

@@ -1,8 +1,11 @@
-"""Galleries (reference collections for retrospective search) and watchlists.
+"""Galleries (reference collections for retrospective search) and watchlists: their rows.
 
-A collection keeps templates of one pack (its ``model_id``); enrolment and search use it.
-A watchlist also records its purpose, legal basis, who created and who authorised it, and
-an expiry; it can be used by a deployment only while authorised and unexpired.
+Persistence only. Who may create, authorise or delete a collection, and what is audited,
+is decided by the use cases in ``vigil.services.collections``; these functions just read
+and write rows inside the session they are given.
+
+A collection keeps templates of one pack (its ``model_id``). A watchlist also records its
+purpose, legal basis, who created and who authorised it, and an expiry.
 """
 
 from __future__ import annotations
@@ -12,10 +15,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from vigil.engine.packs import check_live_pack
-from vigil.errors import ConflictError, NotFoundError, PolicyError, VigilError
-from vigil.governance.permissions import Actor, require
-from vigil.store.schema import Collection, Membership, Snapshot
+from vigil.errors import NotFoundError, VigilError
+from vigil.store.schema import Collection, Deployment, Membership, Snapshot, SnapshotEntry, Subject
 from vigil.timeutil import as_utc, iso, utcnow
 
 KINDS = ("gallery", "watchlist")
@@ -23,8 +24,10 @@ CATEGORIES = ("wanted", "missing", "victim-witness", "suspect", "vulnerable", "p
               "reference", "unspecified")
 
 
-def _manage_permission(kind: str) -> str:
-    return "gallery.manage" if kind == "gallery" else "watchlist.manage"
+def check_kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise VigilError(f"unknown collection kind {kind!r}")
+    return kind
 
 
 def check_category(category: str) -> str:
@@ -33,32 +36,8 @@ def check_category(category: str) -> str:
     return category
 
 
-def create_collection(session: Session, audit, actor: Actor, kind: str, name: str, *, pack: str, model_id: str,
-                      purpose: str = "", legal_basis: str = "", category: str = "unspecified",
-                      expires_at: datetime | None = None) -> Collection:
-    if kind not in KINDS:
-        raise VigilError(f"unknown collection kind {kind!r}")
-    require(actor, _manage_permission(kind))
-    name = name.strip()
-    if not name or len(name) > 120:
-        raise VigilError("a name of 1-120 characters is required")
-    if kind == "watchlist" and not purpose.strip():
-        raise PolicyError("a watchlist needs a purpose (--purpose)")
-    if kind == "watchlist":
-        check_live_pack(pack)
-    check_category(category)
-    if expires_at is not None and as_utc(expires_at) <= utcnow():
-        raise PolicyError("the expiry date is already past")
-    if session.scalar(select(Collection).where(Collection.kind == kind, Collection.name == name)):
-        raise ConflictError(f"a {kind} named {name!r} already exists")
-    coll = Collection(kind=kind, name=name, pack=pack, model_id=model_id, purpose=purpose,
-                      legal_basis=legal_basis, category=category, created_by=actor.username, expires_at=expires_at)
-    session.add(coll)
-    session.flush()
-    audit.record(session, actor, f"{kind}.created", kind, coll.id,
-                 {"name": name, "pack": pack, "model_id": model_id, "purpose": purpose,
-                  "legal_basis": legal_basis, "category": category, "expires_at": iso(expires_at)})
-    return coll
+def find_collection(session: Session, kind: str, name: str) -> Collection | None:
+    return session.scalar(select(Collection).where(Collection.kind == kind, Collection.name == name))
 
 
 def get_collection(session: Session, kind: str, name_or_id: str | int) -> Collection:
@@ -74,12 +53,79 @@ def get_collection(session: Session, kind: str, name_or_id: str | int) -> Collec
     return coll
 
 
+def add_collection(session: Session, *, kind: str, name: str, pack: str, model_id: str, purpose: str,
+                   legal_basis: str, category: str, created_by: str, expires_at: datetime | None) -> Collection:
+    coll = Collection(kind=kind, name=name, pack=pack, model_id=model_id, purpose=purpose, legal_basis=legal_basis,
+                      category=category, created_by=created_by, expires_at=expires_at)
+    session.add(coll)
+    session.flush()
+    return coll
+
+
+def collections_of_kind(session: Session, kind: str) -> list[Collection]:
+    return list(session.scalars(select(Collection).where(Collection.kind == kind).order_by(Collection.name)))
+
+
+def all_collections(session: Session) -> list[Collection]:
+    return list(session.scalars(select(Collection).order_by(Collection.id)))
+
+
 def collection_size(session: Session, coll_id: int) -> int:
     return int(session.scalar(select(func.count()).select_from(Membership).where(Membership.collection_id == coll_id)))
 
 
+def member_ids(session: Session, coll_id: int) -> list[str]:
+    return list(session.scalars(select(Membership.subject_id).where(Membership.collection_id == coll_id)))
+
+
+def members(session: Session, coll_id: int) -> list[Subject]:
+    return list(session.scalars(select(Subject).join(Membership, Membership.subject_id == Subject.id)
+                                .where(Membership.collection_id == coll_id).order_by(Subject.display_name)))
+
+
+def other_membership_count(session: Session, subject_id: str, coll_id: int) -> int:
+    """In how many collections besides ``coll_id`` the subject is enrolled."""
+    return int(session.scalar(select(func.count()).select_from(Membership).where(
+        Membership.subject_id == subject_id, Membership.collection_id != coll_id)))
+
+
 def is_expired(coll: Collection) -> bool:
     return coll.status == "expired" or (coll.expires_at is not None and as_utc(coll.expires_at) <= utcnow())
+
+
+def watchlists_holding(session: Session, subject_ids, *, model_id: str | None = None,
+                       authorised_only: bool = True) -> list[Collection]:
+    """The watchlists any of these subjects is on (optionally only those keeping ``model_id``
+    templates, and by default only those currently authorised)."""
+    ids = list(subject_ids)
+    if not ids:
+        return []
+    query = (select(Collection).join(Membership, Membership.collection_id == Collection.id)
+             .where(Collection.kind == "watchlist", Membership.subject_id.in_(ids)).distinct())
+    if model_id is not None:
+        query = query.where(Collection.model_id == model_id)
+    if authorised_only:
+        query = query.where(Collection.authorised_by.is_not(None))
+    return list(session.scalars(query.order_by(Collection.id)))
+
+
+def deployed_watchlist_ids(session: Session) -> set[int]:
+    """Watchlists that some deployment record names (whatever its status)."""
+    ids: set[int] = set()
+    for listed in session.scalars(select(Deployment.watchlist_ids)):
+        ids.update(int(i) for i in (listed or []))
+    return ids
+
+
+def retire_snapshots(session: Session, coll_id: int) -> int:
+    """Delete the entries of every snapshot of a watchlist and mark the snapshots deleted."""
+    retired = 0
+    for snap in session.scalars(select(Snapshot).where(Snapshot.watchlist_id == coll_id)):
+        for entry in session.scalars(select(SnapshotEntry).where(SnapshotEntry.snapshot_id == snap.id)):
+            session.delete(entry)
+        snap.deleted_at = utcnow()
+        retired += 1
+    return retired
 
 
 def describe(session: Session, coll: Collection) -> dict:
@@ -93,72 +139,3 @@ def describe(session: Session, coll: Collection) -> dict:
         "snapshots": int(session.scalar(select(func.count()).select_from(Snapshot)
                                         .where(Snapshot.watchlist_id == coll.id, Snapshot.deleted_at.is_(None)))),
     }
-
-
-def list_collections(session: Session, actor: Actor, kind: str) -> list[dict]:
-    require(actor, "collection.view")
-    rows = session.scalars(select(Collection).where(Collection.kind == kind).order_by(Collection.name))
-    return [describe(session, c) for c in rows]
-
-
-def authorise_watchlist(session: Session, audit, actor: Actor, coll: Collection, note: str = "") -> Collection:
-    require(actor, "watchlist.authorise")
-    if coll.kind != "watchlist":
-        raise VigilError("only watchlists are authorised")
-    if is_expired(coll):
-        raise PolicyError(f"watchlist {coll.name!r} has expired; create a new one")
-    coll.authorised_by = actor.username
-    coll.authorised_at = utcnow()
-    audit.record(session, actor, "watchlist.authorised", "watchlist", coll.id,
-                 {"name": coll.name, "note": note, "self_authorised": coll.created_by == actor.username,
-                  "subjects": collection_size(session, coll.id)})
-    return coll
-
-
-def expire_collection(session: Session, audit, actor: Actor, coll: Collection) -> Collection:
-    require(actor, _manage_permission(coll.kind))
-    coll.status = "expired"
-    coll.expires_at = coll.expires_at if coll.expires_at and as_utc(coll.expires_at) < utcnow() else utcnow()
-    audit.record(session, actor, f"{coll.kind}.expired", coll.kind, coll.id, {"name": coll.name})
-    return coll
-
-
-def mark_changed(session: Session, audit, actor: Actor, coll: Collection, what: str) -> None:
-    """Any change to a watchlist's content withdraws its authorisation: new content needs a new one.
-    (Deployments already running are unaffected: they use the snapshot frozen at their start.)"""
-    if coll.kind == "watchlist" and coll.authorised_by:
-        audit.record(session, actor, "watchlist.authorisation_withdrawn", "watchlist", coll.id,
-                     {"name": coll.name, "because": what, "was_authorised_by": coll.authorised_by})
-        coll.authorised_by = None
-        coll.authorised_at = None
-
-
-def delete_collection(store, session: Session, actor: Actor, coll: Collection, reason: str) -> dict:
-    """Delete a collection. Subjects enrolled only through it are erased with it; subjects
-    that also belong elsewhere only lose this membership."""
-    from vigil.store.subjects import erase_subject, get_subject, remove_member
-    from vigil.store.schema import SnapshotEntry
-
-    require(actor, _manage_permission(coll.kind))
-    members = session.scalars(select(Membership.subject_id).where(Membership.collection_id == coll.id)).all()
-    erased, kept = 0, 0
-    for sid in members:
-        others = session.scalar(select(func.count()).select_from(Membership).where(
-            Membership.subject_id == sid, Membership.collection_id != coll.id))
-        if others:
-            remove_member(session, coll, get_subject(session, sid))
-            kept += 1
-        else:
-            # Permission to delete the collection covers erasing the subjects that exist only in it.
-            erase_subject(store, session, actor, sid, f"{coll.kind} {coll.name!r} deleted: {reason}",
-                          check_permission=False)
-            erased += 1
-    for snap in session.scalars(select(Snapshot).where(Snapshot.watchlist_id == coll.id)):
-        for entry in session.scalars(select(SnapshotEntry).where(SnapshotEntry.snapshot_id == snap.id)):
-            session.delete(entry)
-        snap.deleted_at = utcnow()
-    summary = {"name": coll.name, "subjects_erased": erased, "subjects_kept_elsewhere": kept, "reason": reason}
-    store.audit.record(session, actor, f"{coll.kind}.deleted", coll.kind, coll.id, summary)
-    session.delete(coll)
-    return summary
-

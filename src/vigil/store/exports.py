@@ -1,5 +1,6 @@
 """Exports leave the encrypted store only on an explicit command, to a path the user names,
-and each one is recorded (export record + audit entry)."""
+and each one is recorded. This module holds the rows and the target checks; the audit
+entry that goes with every export is written by the use case (``vigil.services.exports``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from vigil.errors import VigilError
-from vigil.governance.permissions import Actor
 from vigil.store.schema import ExportRecord
 
 
@@ -22,9 +22,16 @@ def check_target(path: Path, *, directory: bool) -> Path:
     return path
 
 
-def record_export(store, session: Session, actor: Actor, kind: str, path: Path, details: dict) -> ExportRecord:
-    row = ExportRecord(actor=actor.username, kind=kind, path=str(path), details=details)
+def add_export_record(session: Session, actor_name: str, kind: str, path: Path, details: dict) -> ExportRecord:
+    row = ExportRecord(actor=actor_name, kind=kind, path=str(path), details=details)
     session.add(row)
     session.flush()
+    return row
+
+
+def record_export(store, session: Session, actor, kind: str, path: Path, details: dict) -> ExportRecord:
+    """TRANSITIONAL, for callers not yet converted to ``vigil.services.exports.record_export``:
+    goes when ``store.audit`` does."""
+    row = add_export_record(session, actor.username, kind, path, details)
     store.audit.record(session, actor, "export.written", kind, row.id, {"path": str(path), **details})
     return row

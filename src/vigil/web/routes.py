@@ -17,7 +17,9 @@ from fastapi.templating import Jinja2Templates
 
 from vigil import __version__
 from vigil.errors import VigilError
-from vigil.governance.permissions import PERMISSIONS, Actor
+from vigil.services import Actor
+from vigil.services.authentication import actor_from_credential
+from vigil.services.collections import CATEGORIES, permissions_of
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
@@ -75,15 +77,9 @@ def static_url(name: str) -> str:
 templates.env.globals["static"] = static_url
 
 
-def permissions_of(role: str) -> list[str]:
-    return sorted(p for p, roles in PERMISSIONS.items() if role in roles)
-
-
 def session_actor(request: Request) -> Actor | None:
     """The user behind the session cookie (or a Bearer header), or None if there is none or it is
     no longer valid (expired, user disabled)."""
-    from vigil.api.auth import actor_from_bearer
-
     token = request.cookies.get(COOKIE)
     header = request.headers.get("authorization", "")
     if not token and header.lower().startswith("bearer "):
@@ -91,7 +87,7 @@ def session_actor(request: Request) -> Actor | None:
     if not token:
         return None
     try:
-        return actor_from_bearer(request.app.state.vigil, token, via="console")
+        return actor_from_credential(request.app.state.vigil, token, via="console")
     except VigilError:
         return None
 
@@ -111,7 +107,7 @@ def _headers(response: Response) -> Response:
 
 def render(request: Request, template: str, *, title: str, actor: Actor | None, active: str = "",
            status_code: int = 200, **context) -> Response:
-    perms = permissions_of(actor.role) if actor else []
+    perms = sorted(permissions_of(actor)) if actor else []
     nav = [item for item in NAV if item.permission is None or item.permission in perms] if actor else []
     response = templates.TemplateResponse(request, template, {
         "title": title, "user": actor, "perms": perms, "can": lambda p: p in perms, "nav": nav,
@@ -125,7 +121,7 @@ def page(request: Request, template: str, *, title: str, active: str, permission
     if actor is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return _headers(RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303))
-    if permission and not actor.can(permission):
+    if permission and permission not in permissions_of(actor):
         return render(request, "forbidden.html", title="Not allowed", actor=actor, active=active,
                       status_code=403, needed=permission)
     return render(request, template, title=title, actor=actor, active=active, **context)
@@ -177,15 +173,11 @@ def _collection_pages(plural: str, kind: str, label: str) -> None:
 
     @router.get(f"/{plural}", name=f"{plural}_list")
     def listing(request: Request):
-        from vigil.store.collections import CATEGORIES
-
         return page(request, "collections.html", title=label, active=plural, permission="collection.view",
                     kind=kind, plural=plural, manage=manage, categories=CATEGORIES)
 
     @router.get(f"/{plural}/{{name}}", name=f"{plural}_detail")
     def detail(request: Request, name: str):
-        from vigil.store.collections import CATEGORIES
-
         return page(request, "collection.html", title=f"{'Watchlist' if kind == 'watchlist' else 'Gallery'}: {name}",
                     active=plural, permission="collection.view", kind=kind, plural=plural, name=name,
                     manage=manage, categories=CATEGORIES)
