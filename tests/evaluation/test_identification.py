@@ -149,7 +149,14 @@ def test_live_settings_use_the_deployment_threshold_and_bound_the_false_alert_ra
     # searches 35,000..49,999 alert; their probe images are 7,000..9,999
     assert strict["false_alert_probe_images_distinct"] == 3_000
     assert strict["false_alert_probe_images"][:2] == ["img7000", "img7001"]
-    assert len(strict["false_alert_probe_images"]) == 20
+    assert len(strict["false_alert_probe_images"]) == 200 and not strict["false_alert_probe_images_all_listed"]
+    assert len(loose["false_alert_probe_images"]) == 200
+    few = at_live_settings(o, 1000, LinearCalibration(), rates=(10 ** -6.98,),  # threshold 0.998
+                           names=[f"img{i}" for i in range(10_000)])
+    (few,) = few.values()
+    assert few["false_alerts"] == 100 and few["false_alert_probe_images_distinct"] == 20
+    assert few["false_alert_probe_images_all_listed"]  # every photo named
+    assert few["false_alert_probe_images"] == [f"img{i}" for i in range(9_980, 10_000)]
     # a bigger watchlist gets a stricter threshold, as in a deployment
     assert at_live_settings(o, 10_000, LinearCalibration())["0.0001"]["threshold"] == pytest.approx(0.8)
 

@@ -45,6 +45,7 @@ RANKS = (1, 5, 10)
 SIZES = (100, 1000, 5000)
 THRESHOLD_GRID = np.round(np.arange(0.0, 0.905, 0.01), 2)
 LIVE_RATES = (1e-4, 1e-3)  # false alerts per face a deployment may accept
+MAX_LISTED = 200  # probe photos named per live setting (every one, unless a setting is hopeless)
 
 
 @dataclass
@@ -180,7 +181,8 @@ def at_live_settings(pooled: OpenSet, size: int, calibration, rates=LIVE_RATES, 
             "false_alerts_per_face": sig(fp / max(pooled.n_nonmated, 1)),
             "false_alerts_per_face_upper95": sig(binomial_upper_bound(fp, pooled.n_nonmated)),
             "false_alert_probe_images_distinct": len(distinct),
-            **({"false_alert_probe_images": [names[i] for i in distinct[:20]]} if names is not None else {}),
+            **({"false_alert_probe_images": [names[i] for i in distinct[:MAX_LISTED]],
+                "false_alert_probe_images_all_listed": len(distinct) <= MAX_LISTED} if names is not None else {}),
             "fnir": sig(pooled.fnir(t)), "mated_searches": pooled.n_mated,
         }
     return out

@@ -36,8 +36,29 @@ def machine_description() -> dict:
         mem = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
     except (ValueError, OSError, AttributeError):
         pass
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = None
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem, "python": platform.python_version(),
-            "system": f"{platform.system()} {platform.release()}"}
+            "system": f"{platform.system()} {platform.release()}", "libraries": library_versions(),
+            "load_average_1_5_15_min": load}
+
+
+NUMERIC_LIBRARIES = ("numpy", "onnxruntime", "opencv-python-headless", "opencv-python", "dlib-bin", "faiss-cpu")
+
+
+def library_versions() -> dict:
+    """Versions of the numeric libraries behind a figure (from package metadata, nothing imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in NUMERIC_LIBRARIES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
 
 
 def pair_scores(vectors: np.ndarray, found: np.ndarray, index: dict, pairs) -> np.ndarray:
