@@ -78,8 +78,8 @@ def worker(video: str, cores: int, out: str, fast: bool = False) -> None:
     from importlib import resources
 
     from vigil.config import Settings
-    from vigil.live.deployments import create_deployment, start_deployment
-    from vigil.live.runner import LiveRunner, RunOptions
+    from vigil.services.deployments import create_deployment
+    from vigil.services.live_runs import DeploymentRunner, RunOptions, start_deployment
     from vigil.retro.enrolment import Enroller, EnrolItem
     from vigil.services import get_vigil
     from vigil.store.collections import create_collection
@@ -98,7 +98,7 @@ def worker(video: str, cores: int, out: str, fast: bool = False) -> None:
                             watchlists=["bench"], window_start=None, window_end=None, trial=True)
     start_deployment(vigil, actor, dep["id"])
     engine.detect(np.zeros((64, 64, 3), np.uint8))  # models loaded before the clock starts
-    result = LiveRunner(vigil, actor, dep["id"], [], RunOptions(fast=fast, record_located=True)).run()
+    result = DeploymentRunner(vigil, actor, dep["id"], [], RunOptions(fast=fast, record_located=True)).run()
     pipe = result.pipelines["c"]
     Path(out).write_text(json.dumps({"summary": result.summary,
                                      "located": {str(i): b for i, b in pipe.stats.located_per_frame},

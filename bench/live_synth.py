@@ -93,8 +93,8 @@ def score_alerts(alerts: list[dict], truth: dict) -> tuple[dict, list, list]:
 
 
 def run(vigil, actor, video: Path, *, fast: bool, rate: float, max_shots: int | None = None) -> dict:
-    from vigil.live.deployments import create_deployment, start_deployment
-    from vigil.live.runner import LiveRunner, RunOptions
+    from vigil.services.deployments import create_deployment
+    from vigil.services.live_runs import DeploymentRunner, RunOptions, start_deployment
 
     if max_shots is not None:
         vigil.settings.live.max_shots = max_shots
@@ -102,7 +102,7 @@ def run(vigil, actor, video: Path, *, fast: bool, rate: float, max_shots: int | 
                             sources=[{"camera": "c1", "source": str(video)}], watchlists=["bench-1000"],
                             window_start=None, window_end=None, trial=True, false_alert_rate=rate)
     start_deployment(vigil, actor, dep["id"])
-    result = LiveRunner(vigil, actor, dep["id"], [], RunOptions(fast=fast)).run()
+    result = DeploymentRunner(vigil, actor, dep["id"], [], RunOptions(fast=fast)).run()
     return {"summary": result.summary, "alerts": result.alerts}
 
 

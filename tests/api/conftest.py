@@ -40,8 +40,8 @@ def world(tmp_path_factory, model_cache):
     from vigil.server import create_app
     from vigil.config import Settings
     from vigil.governance.users import create_token, create_user
-    from vigil.live.deployments import authorise_deployment, create_deployment, start_deployment
-    from vigil.live.runner import LiveRunner, RunOptions
+    from vigil.services.deployments import authorise_deployment, create_deployment
+    from vigil.services.live_runs import DeploymentRunner, RunOptions, start_deployment
     from vigil.retro.enrolment import Enroller, EnrolItem
     from vigil.services import forget_contexts
     from vigil.store.collections import authorise_watchlist, create_collection, get_collection
@@ -77,7 +77,7 @@ def world(tmp_path_factory, model_cache):
     start_deployment(vigil, admin, dep["id"])
     vigil.settings.live.evidence_clip_seconds = 1.0  # so the clip route has a clip to serve
     try:
-        result = LiveRunner(vigil, admin, dep["id"], [], RunOptions(fast=True)).run()
+        result = DeploymentRunner(vigil, admin, dep["id"], [], RunOptions(fast=True)).run()
     finally:
         vigil.settings.live.evidence_clip_seconds = 0.0
     assert result.alerts, "the world's deployment should raise an alert"

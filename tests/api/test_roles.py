@@ -39,6 +39,7 @@ ROUTE_PERMISSIONS = {
     ('DELETE', '/api/watchlists/{name}/members/{subject_id}'): 'watchlist.manage',
     ('GET', '/api/alerts'): 'alert.view',
     ('GET', '/api/alerts/stream'): 'alert.view',
+    ('GET', '/api/alerts/{alert_id}'): 'alert.view',
     ('GET', '/api/alerts/{alert_id}/clip.avi'): 'alert.export',
     ('GET', '/api/alerts/{alert_id}/{which}.jpg'): 'alert.view',
     ('GET', '/api/audit'): 'audit.view',
@@ -61,6 +62,7 @@ ROUTE_PERMISSIONS = {
     ('POST', '/api/alerts/{alert_id}/decision'): 'alert.decide',
     ('POST', '/api/deployments'): 'deployment.create',
     ('POST', '/api/deployments/{dep_id}/authorise'): 'deployment.authorise',
+    ('POST', '/api/deployments/{dep_id}/cancel'): 'deployment.authorise',  # or its creator (admin creates here)
     ('POST', '/api/deployments/{dep_id}/outcomes'): 'deployment.record',
     ('POST', '/api/deployments/{dep_id}/start'): 'deployment.run',
     ('POST', '/api/deployments/{dep_id}/stop'): 'deployment.run',
@@ -168,6 +170,8 @@ CASES = {
     ("GET", "/api/deployments/{dep_id}"): lambda w, r: (f"/api/deployments/{w['deployment_id']}", {}),
     ("POST", "/api/deployments/{dep_id}/authorise"): lambda w, r: (
         f"/api/deployments/{_deployment(w, authorised=False)}/authorise", {"json": {}}),
+    ("POST", "/api/deployments/{dep_id}/cancel"): lambda w, r: (
+        f"/api/deployments/{_deployment(w, authorised=False)}/cancel", {"json": {"reason": "plan withdrawn"}}),
     ("POST", "/api/deployments/{dep_id}/start"): lambda w, r: (f"/api/deployments/{_deployment(w)}/start",
                                                               {"json": {"fast": True}}),
     ("POST", "/api/deployments/{dep_id}/stop"): lambda w, r: (f"/api/deployments/{_started(w)}/stop", {}),
@@ -175,9 +179,10 @@ CASES = {
                                                                  {"json": {"engagements": 1, "arrests": 0}}),
     ("GET", "/api/alerts"): lambda w, r: ("/api/alerts", {}),
     ("GET", "/api/alerts/stream"): lambda w, r: ("/api/alerts/stream?once=true&after_id=0", {}),
+    ("GET", "/api/alerts/{alert_id}"): lambda w, r: (f"/api/alerts/{w['alert_id']}", {}),
     ("GET", "/api/alerts/{alert_id}/clip.avi"): lambda w, r: (f"/api/alerts/{w['alert_id']}/clip.avi", {}),
     ("GET", "/api/alerts/{alert_id}/{which}.jpg"): lambda w, r: (f"/api/alerts/{w['alert_id']}/probe.jpg", {}),
-    ("POST", "/api/alerts/{alert_id}/decision"): lambda w, r: (f"/api/alerts/{w['alert_id']}/decision",
+    ("POST", "/api/alerts/{alert_id}/decision"): lambda w, r: (f"/api/alerts/{_undecided_alert(w)}/decision",
                                                               {"json": {"decision": "confirmed", "outcome": "engaged"}}),
     ("GET", "/api/audit"): lambda w, r: ("/api/audit?limit=5", {}),
     ("GET", "/api/audit/verify"): lambda w, r: ("/api/audit/verify", {}),
@@ -198,6 +203,21 @@ def _erasable(world):
                              data={"subject_name": "Joe Biden"}, headers=auth(world, "admin"))
     assert r.status_code == 201, r.text
     return r.json()["subject_id"]
+
+
+def _undecided_alert(world):
+    """A new undecided alert (a copy of the world's, without images): the first decision on an
+    alert needs alert.decide; changing one is a revision (alert.revise, tested in tests/services)."""
+    from vigil.store.schema import Alert
+
+    with world["vigil"].store.session() as s:
+        a = s.get(Alert, world["alert_id"])
+        copy = Alert(deployment_id=a.deployment_id, camera=a.camera, source_time=a.source_time, track_id=a.track_id,
+                     subject_id=a.subject_id, subject_name=a.subject_name, category=a.category, score=a.score,
+                     threshold=a.threshold, fmr=a.fmr)
+        s.add(copy)
+        s.flush()
+        return copy.id
 
 
 def _user(world):

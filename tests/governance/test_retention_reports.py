@@ -12,9 +12,9 @@ from sqlalchemy import func, select, update
 from tests.live.conftest import two_people_video, watchlist  # noqa: F401 (fixture)
 from vigil.governance.reports import annual_report, deployment_report, render
 from vigil.governance.retention import run_retention
-from vigil.live.adjudication import decide
-from vigil.live.deployments import authorise_deployment, create_deployment, start_deployment
-from vigil.live.runner import LiveRunner, RunOptions
+from vigil.services.alerts import decide
+from vigil.services.deployments import authorise_deployment, create_deployment
+from vigil.services.live_runs import DeploymentRunner, RunOptions, start_deployment
 from vigil.store.schema import Alert, AuditEntry, Blob, SearchRecord, SnapshotEntry
 from vigil.timeutil import utcnow
 
@@ -24,7 +24,7 @@ def _deploy(vigil, admin, video, name="Leicester Square"):
                             watchlists=["wanted"], window_start=None, window_end=None, legal_basis="test")
     authorise_deployment(vigil, admin, dep["id"])
     start_deployment(vigil, admin, dep["id"])
-    return dep["id"], LiveRunner(vigil, admin, dep["id"], [], RunOptions(fast=True)).run()
+    return dep["id"], DeploymentRunner(vigil, admin, dep["id"], [], RunOptions(fast=True)).run()
 
 
 def test_retention_purges_by_policy_and_reports_still_add_up(vigil, admin, watchlist, tmp_path):  # noqa: F811

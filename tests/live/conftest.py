@@ -31,18 +31,22 @@ def two_people_video(path, seconds=3.0, fps=10, size=(800, 480)):
 
 def obama_watchlist(vigil, admin, pack: str = "sface") -> dict:
     """An authorised watchlist "wanted" of the given pack holding Barack Obama."""
-    from vigil.retro.enrolment import Enroller, EnrolItem
-    from vigil.store.collections import authorise_watchlist, create_collection, get_collection
+    from vigil.retro.manifests import EnrolItem
+    from vigil.services.collections import authorise_watchlist, create_collection
+    from vigil.services.enrolment import enrol_image
 
-    engine = vigil.engine(pack)
-    with vigil.store.session() as s:
-        coll = create_collection(s, vigil.store.audit, admin, "watchlist", "wanted", pack=pack,
-                                 model_id=engine.model_id, purpose="test", category="wanted")
-    out = Enroller(vigil.store, engine, vigil.indexes, admin, coll).enrol_bytes(
-        demo_bytes("obama.jpg"), EnrolItem("a", "Barack Obama"))
-    with vigil.store.session() as s:
-        authorise_watchlist(s, vigil.store.audit, admin, get_collection(s, "watchlist", "wanted"))
-    return {"collection": coll, "obama": out.subject_id}
+    coll = create_collection(vigil, admin, "watchlist", "wanted", pack=pack, purpose="test", category="wanted")
+    out = enrol_image(vigil, admin, "watchlist", "wanted", demo_bytes("obama.jpg"), EnrolItem("a", "Barack Obama"))
+    authorise_watchlist(vigil, admin, "wanted")
+    return {"collection": coll, "obama": out["subject_id"]}
+
+
+def enrol_biden(vigil, admin) -> None:
+    """An edit of the watchlist "wanted" (Joe Biden enrolled)."""
+    from vigil.retro.manifests import EnrolItem
+    from vigil.services.enrolment import enrol_image
+
+    enrol_image(vigil, admin, "watchlist", "wanted", demo_bytes("biden.jpg"), EnrolItem("b", "Joe Biden"))
 
 
 @pytest.fixture()

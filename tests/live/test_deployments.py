@@ -13,10 +13,9 @@ from tests.conftest import demo_bytes
 from vigil.engine.images import decode_image
 from vigil.errors import PermissionDenied, PolicyError
 from vigil.governance.permissions import Actor
-from vigil.live.deployments import (
-    authorise_deployment, create_deployment, deployment_record, get_deployment, start_deployment,
-)
-from vigil.live.runner import LiveRunner, RunOptions
+from tests.live.conftest import enrol_biden
+from vigil.services.deployments import authorise_deployment, create_deployment, get_deployment_record
+from vigil.services.live_runs import DeploymentRunner, RunOptions, start_deployment
 from vigil.timeutil import utcnow
 
 
@@ -28,7 +27,7 @@ def make(vigil, actor, video, **kw):
 
 
 def run(vigil, actor, dep_id):
-    return LiveRunner(vigil, actor, dep_id, [], RunOptions(fast=True)).run()
+    return DeploymentRunner(vigil, actor, dep_id, [], RunOptions(fast=True)).run()
 
 
 def test_refuses_without_authorisation_outside_window_and_with_stale_watchlist(vigil, admin, watchlist, video):
@@ -40,10 +39,7 @@ def test_refuses_without_authorisation_outside_window_and_with_stale_watchlist(v
     with pytest.raises(PolicyError, match="window opens"):
         start_deployment(vigil, admin, later["id"])
     # a watchlist edited after authorisation must be authorised again
-    from vigil.retro.enrolment import Enroller, EnrolItem
-
-    Enroller(vigil.store, vigil.engine(), vigil.indexes, admin, watchlist["collection"]).enrol_bytes(
-        demo_bytes("biden.jpg"), EnrolItem("b", "Joe Biden"))
+    enrol_biden(vigil, admin)
     authorise_deployment(vigil, admin, dep["id"])
     with pytest.raises(PolicyError, match="not authorised"):
         start_deployment(vigil, admin, dep["id"])
@@ -99,14 +95,13 @@ def test_alert_for_the_watchlisted_person_and_nothing_kept_of_anyone_else(vigil,
 
 
 def test_watchlist_is_frozen_at_start(vigil, admin, watchlist, video):
-    from vigil.live.snapshots import load_entries
-    from vigil.retro.enrolment import Enroller, EnrolItem
+    from vigil.store.deployments import get_deployment
+    from vigil.store.snapshots import load_entries
 
     dep = make(vigil, admin, video)
     authorise_deployment(vigil, admin, dep["id"])
     start_deployment(vigil, admin, dep["id"])
-    Enroller(vigil.store, vigil.engine(), vigil.indexes, admin, watchlist["collection"]).enrol_bytes(
-        demo_bytes("biden.jpg"), EnrolItem("b", "Joe Biden"))  # an edit while the deployment runs
+    enrol_biden(vigil, admin)  # an edit while the deployment runs
     with vigil.store.session() as s:
         entries, vectors = load_entries(vigil.store, s, get_deployment(s, dep["id"]).snapshot_ids)
     assert [e.name for e in entries] == ["Barack Obama"] and vectors.shape == (1, 128)
@@ -115,15 +110,14 @@ def test_watchlist_is_frozen_at_start(vigil, admin, watchlist, video):
 
 
 def test_record_adjudication_and_outcomes(vigil, admin, watchlist, video):
-    from vigil.live.adjudication import decide
-    from vigil.live.deployments import record_outcomes
+    from vigil.services.alerts import decide
+    from vigil.services.deployments import record_outcomes
 
     dep = make(vigil, admin, video)
     authorise_deployment(vigil, admin, dep["id"])
     start_deployment(vigil, admin, dep["id"])
     result = run(vigil, admin, dep["id"])
-    with vigil.store.session() as s:
-        rec = deployment_record(s, get_deployment(s, dep["id"]))
+    rec = get_deployment_record(vigil, admin, dep["id"])
     assert rec["alerts"] == 1 and rec["undecided_alerts"] == 1 and rec["faces_seen"] >= 2
     decide(vigil, admin, result.alerts[0]["alert_id"], decision="confirmed", outcome="arrested", notes="stopped")
     rec = record_outcomes(vigil, admin, dep["id"], engagements=1, arrests=None)
@@ -152,7 +146,7 @@ def test_evidence_clip_blurs_everyone_but_the_alerted_face(vigil, admin, watchli
     import cv2
 
     from vigil.engine.face_engine import FaceEngine
-    from vigil.live.adjudication import export_clip
+    from vigil.services.alerts import export_clip
 
     vigil.settings.live.evidence_clip_seconds = 1.0
     try:
@@ -222,7 +216,7 @@ def test_webhook_receives_each_alert(vigil, admin, watchlist, video):
         authorise_deployment(vigil, admin, dep["id"])
         start_deployment(vigil, admin, dep["id"])
         sink = WebhookSink(f"http://127.0.0.1:{server.server_port}/alerts")
-        LiveRunner(vigil, admin, dep["id"], [sink], RunOptions(fast=True)).run()
+        DeploymentRunner(vigil, admin, dep["id"], [sink], RunOptions(fast=True)).run()
     finally:
         server.shutdown()
     alerts = [r for r in received if r["type"] == "alert"]

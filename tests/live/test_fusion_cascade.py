@@ -14,7 +14,8 @@ from tests.live.test_deployments import make, run
 from vigil.engine.fusion import combine
 from vigil.engine.onnx_embedder import l2_normalise
 from vigil.errors import ModelError
-from vigil.live.deployments import authorise_deployment, start_deployment
+from vigil.services.deployments import authorise_deployment
+from vigil.services.live_runs import DeploymentRunner, RunOptions, start_deployment
 from vigil.live.matcher import WatchlistEntry, WatchlistMatcher
 
 WEIGHT = 0.18
@@ -120,19 +121,17 @@ def test_deployment_on_a_fused_watchlist_alerts_through_the_cascade(vigil, admin
 
 
 def test_dlib_pack_watchlist_is_refused_and_cannot_be_deployed(vigil, admin, video):
-    from vigil.store.collections import create_collection
+    from vigil.services.collections import create_collection
     from vigil.store.schema import Collection
 
-    with vigil.store.session() as s, pytest.raises(ModelError, match="cannot run live"):
-        create_collection(s, vigil.store.audit, admin, "watchlist", "wanted", pack="dlib",
-                          model_id="dlib-resnet-v1-flip", purpose="test", category="wanted")
-    with vigil.store.session() as s:  # a gallery may use it (retrospective search on stills)
-        create_collection(s, vigil.store.audit, admin, "gallery", "stills", pack="dlib",
-                          model_id="dlib-resnet-v1-flip", purpose="test")
-        # a watchlist from before the rule, turned to dlib behind the API's back, is refused at deployment
-        coll = create_collection(s, vigil.store.audit, admin, "watchlist", "wanted", pack="sface",
-                                 model_id="sface-2021dec-fp32-flip", purpose="test", category="wanted")
-        s.get(Collection, coll.id).pack = "dlib"
+    with pytest.raises(ModelError, match="cannot run live"):
+        create_collection(vigil, admin, "watchlist", "wanted", pack="dlib", purpose="test", category="wanted")
+    # a gallery may use it (retrospective search on stills)
+    create_collection(vigil, admin, "gallery", "stills", pack="dlib", purpose="test")
+    # a watchlist from before the rule, turned to dlib behind the API's back, is refused at deployment
+    coll = create_collection(vigil, admin, "watchlist", "wanted", pack="sface", purpose="test", category="wanted")
+    with vigil.store.session() as s:
+        s.get(Collection, coll["id"]).pack = "dlib"
     with pytest.raises(ModelError, match="cannot run live"):
         make(vigil, admin, video)
 
@@ -167,12 +166,10 @@ def test_second_model_worker_answers_like_the_in_process_model_and_forgets(fused
 
 
 def test_real_time_deployment_on_a_fused_watchlist_uses_the_worker(vigil, admin, fused_watchlist, video):
-    from vigil.live.runner import LiveRunner, RunOptions
-
     dep = make(vigil, admin, video)
     authorise_deployment(vigil, admin, dep["id"])
     start_deployment(vigil, admin, dep["id"])
-    runner = LiveRunner(vigil, admin, dep["id"], [], RunOptions(fast=False))
+    runner = DeploymentRunner(vigil, admin, dep["id"], [], RunOptions(fast=False))
     assert runner.worker is not None and runner.worker.alive
     result = runner.run()
     assert [a["subject_id"] for a in result.alerts] == [fused_watchlist]
@@ -181,12 +178,10 @@ def test_real_time_deployment_on_a_fused_watchlist_uses_the_worker(vigil, admin,
 
 
 def test_a_dead_worker_falls_back_to_the_in_line_model(vigil, admin, fused_watchlist, video):
-    from vigil.live.runner import LiveRunner, RunOptions
-
     dep = make(vigil, admin, video)
     authorise_deployment(vigil, admin, dep["id"])
     start_deployment(vigil, admin, dep["id"])
-    runner = LiveRunner(vigil, admin, dep["id"], [], RunOptions(fast=False))
+    runner = DeploymentRunner(vigil, admin, dep["id"], [], RunOptions(fast=False))
     runner.worker._process.kill()
     runner.worker._process.join(timeout=10)
     result = runner.run()

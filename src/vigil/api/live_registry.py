@@ -1,6 +1,9 @@
 """Deployments running inside the server process, each in its own thread, and an in-process
 notification for the alert stream (the stream also polls the database, so alerts from a
-``vigil watch`` in another process reach the console too)."""
+``vigil watch`` in another process reach the console too).
+
+The registry only holds threads: starting a run (permission, snapshot, the deployment's
+state) and ending or failing it are the service layer's (:mod:`vigil.services.live_runs`)."""
 
 from __future__ import annotations
 
@@ -30,7 +33,9 @@ class LiveRegistry:
             self.alert_event.notify_all()
 
     def start(self, vigil, actor, deployment_id: int, *, fast: bool, max_seconds: float | None) -> None:
-        from vigil.live.runner import LiveRunner, RunOptions
+        """Build the run here (a missing source fails the deployment and raises to the caller),
+        then run it in a thread."""
+        from vigil.services.live_runs import DeploymentRunner, RunOptions
 
         registry = self
 
@@ -42,13 +47,14 @@ class LiveRegistry:
             def close(self) -> None:
                 pass
 
-        runner = LiveRunner(vigil, actor, deployment_id, [NotifySink()], RunOptions(fast=fast, max_seconds=max_seconds))
+        runner = DeploymentRunner(vigil, actor, deployment_id, [NotifySink()],
+                                  RunOptions(fast=fast, max_seconds=max_seconds))
         entry = Running(deployment_id, runner, None)  # type: ignore[arg-type]
 
         def run():
             try:
                 entry.summary = runner.run().summary
-            except Exception as exc:  # reported by the status endpoint
+            except Exception as exc:  # the service has failed the deployment; the status page says why
                 entry.error = f"{exc.__class__.__name__}: {exc}"
 
         entry.thread = threading.Thread(target=run, name=f"deployment-{deployment_id}", daemon=True)
@@ -57,11 +63,12 @@ class LiveRegistry:
         entry.thread.start()
 
     def stop(self, deployment_id: int) -> bool:
+        """Stop a run of this process and wait for it to end; False if none is running here."""
         with self.lock:
             entry = self.running.get(deployment_id)
-        if entry is None:
+        if entry is None or not entry.thread.is_alive():
             return False
-        entry.runner.stop()
+        entry.runner.stop("stopped from the API")
         entry.thread.join(timeout=30)
         return True
 

@@ -1,4 +1,7 @@
-"""Deployments, alerts, adjudication, and the live alert stream (Server-Sent Events)."""
+"""Deployments, alerts, adjudication, and the live alert stream (Server-Sent Events).
+
+Thin: each route authenticates (``current_actor``), translates, and calls a service, which
+checks the permission (403), runs the transaction and writes the audit entry."""
 
 from __future__ import annotations
 
@@ -7,27 +10,31 @@ import json
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, Field
 
-from vigil.api.auth import permission
+from vigil.api.auth import current_actor
 from vigil.api.schemas import AuthoriseIn, DecisionIn, DeploymentIn, OutcomesIn, RunIn
-from vigil.errors import NotFoundError
-from vigil.governance.permissions import Actor
-from vigil.live.adjudication import decide, get_alert, list_alerts
-from vigil.live.deployments import (
-    authorise_deployment, create_deployment, deployment_record, describe, get_deployment, list_deployments,
-    record_outcomes, start_deployment,
+from vigil.services import Actor
+from vigil.services.alerts import alert_image, decide, list_alerts, read_clip, show_alert
+from vigil.services.deployments import (
+    authorise_deployment, cancel_deployment, create_deployment, list_deployments, record_outcomes, show_deployment,
 )
+from vigil.services.live_runs import start_deployment, stop_deployment
 
 router = APIRouter(prefix="/api", tags=["live"])
 
 
+class CancelIn(BaseModel):
+    reason: str = Field("", max_length=2000)
+
+
 @router.get("/deployments")
-def deployments(request: Request, actor: Actor = Depends(permission("deployment.view"))):
+def deployments(request: Request, actor: Actor = Depends(current_actor)):
     return list_deployments(request.app.state.vigil, actor)
 
 
 @router.post("/deployments", status_code=201)
-def create(body: DeploymentIn, request: Request, actor: Actor = Depends(permission("deployment.create"))):
+def create(body: DeploymentIn, request: Request, actor: Actor = Depends(current_actor)):
     return create_deployment(request.app.state.vigil, actor, name=body.name, location=body.location,
                              sources=[c.model_dump() for c in body.cameras], watchlists=body.watchlists,
                              window_start=body.window_start, window_end=body.window_end,
@@ -37,23 +44,24 @@ def create(body: DeploymentIn, request: Request, actor: Actor = Depends(permissi
 
 
 @router.get("/deployments/{dep_id}")
-def show(dep_id: int, request: Request, actor: Actor = Depends(permission("deployment.view"))):
-    vigil = request.app.state.vigil
-    with vigil.store.session() as session:
-        dep = get_deployment(session, dep_id)
-        data = {**describe(session, dep), "record": deployment_record(session, dep)}
+def show(dep_id: int, request: Request, actor: Actor = Depends(current_actor)):
+    data = show_deployment(request.app.state.vigil, actor, dep_id)
     data["live"] = request.app.state.live.status(dep_id)
     return data
 
 
 @router.post("/deployments/{dep_id}/authorise")
-def authorise(dep_id: int, body: AuthoriseIn, request: Request,
-              actor: Actor = Depends(permission("deployment.authorise"))):
+def authorise(dep_id: int, body: AuthoriseIn, request: Request, actor: Actor = Depends(current_actor)):
     return authorise_deployment(request.app.state.vigil, actor, dep_id, body.note)
 
 
+@router.post("/deployments/{dep_id}/cancel")
+def cancel(dep_id: int, request: Request, body: CancelIn | None = None, actor: Actor = Depends(current_actor)):
+    return cancel_deployment(request.app.state.vigil, actor, dep_id, body.reason if body else "")
+
+
 @router.post("/deployments/{dep_id}/start")
-def start(dep_id: int, body: RunIn, request: Request, actor: Actor = Depends(permission("deployment.run"))):
+def start(dep_id: int, body: RunIn, request: Request, actor: Actor = Depends(current_actor)):
     vigil = request.app.state.vigil
     data = start_deployment(vigil, actor, dep_id)
     request.app.state.live.start(vigil, actor, dep_id, fast=body.fast, max_seconds=body.max_seconds)
@@ -61,47 +69,41 @@ def start(dep_id: int, body: RunIn, request: Request, actor: Actor = Depends(per
 
 
 @router.post("/deployments/{dep_id}/stop")
-def stop(dep_id: int, request: Request, actor: Actor = Depends(permission("deployment.run"))):
-    if not request.app.state.live.stop(dep_id):
-        raise NotFoundError(f"deployment {dep_id} is not running in this server")
-    with request.app.state.vigil.store.session() as session:
-        return deployment_record(session, get_deployment(session, dep_id))
+def stop(dep_id: int, request: Request, actor: Actor = Depends(current_actor)):
+    """Stops the deployment wherever it runs: in this server at once, in another process at its
+    runner's next heartbeat; one whose runner died is marked failed and its snapshot erased."""
+    return stop_deployment(request.app.state.vigil, actor, dep_id, stop_local=request.app.state.live.stop,
+                           wait_seconds=12.0)
 
 
 @router.post("/deployments/{dep_id}/outcomes")
-def outcomes(dep_id: int, body: OutcomesIn, request: Request, actor: Actor = Depends(permission("deployment.record"))):
+def outcomes(dep_id: int, body: OutcomesIn, request: Request, actor: Actor = Depends(current_actor)):
     return record_outcomes(request.app.state.vigil, actor, dep_id, engagements=body.engagements, arrests=body.arrests)
 
 
 @router.get("/alerts")
 def alerts(request: Request, deployment_id: int | None = None, undecided: bool = False, after_id: int = 0,
-           actor: Actor = Depends(permission("alert.view"))):
+           actor: Actor = Depends(current_actor)):
     return list_alerts(request.app.state.vigil, actor, deployment_id=deployment_id, undecided_only=undecided,
                        after_id=after_id)
 
 
 @router.post("/alerts/{alert_id}/decision")
-def decision(alert_id: int, body: DecisionIn, request: Request, actor: Actor = Depends(permission("alert.decide"))):
+def decision(alert_id: int, body: DecisionIn, request: Request, actor: Actor = Depends(current_actor)):
     return decide(request.app.state.vigil, actor, alert_id, decision=body.decision, outcome=body.outcome,
-                  notes=body.notes, case_ref=body.case_ref)
+                  notes=body.notes, case_ref=body.case_ref, reason=body.reason)
 
 
 @router.get("/alerts/{alert_id}/{which}.jpg")
-def alert_image(alert_id: int, which: str, request: Request, actor: Actor = Depends(permission("alert.view"))):
+def image(alert_id: int, which: str, request: Request, actor: Actor = Depends(current_actor)):
     """probe | frame | watchlist: decrypted in memory, never cached."""
-    vigil = request.app.state.vigil
-    alert = get_alert(vigil, actor, alert_id)
-    blob = {"probe": alert.probe_blob_id, "frame": alert.frame_blob_id, "watchlist": alert.watchlist_blob_id}.get(which)
-    if not blob:
-        raise NotFoundError("no such image (deleted by retention, or not recorded)")
-    return Response(vigil.store.blobs.get(blob), media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+    data = alert_image(request.app.state.vigil, actor, alert_id, which)
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
 @router.get("/alerts/{alert_id}/clip.avi")
-def alert_clip(alert_id: int, request: Request, actor: Actor = Depends(permission("alert.export"))):
+def clip(alert_id: int, request: Request, actor: Actor = Depends(current_actor)):
     """The evidence clip (other faces blurred), from memory. A download is an export: recorded, audited."""
-    from vigil.live.adjudication import read_clip
-
     client = request.client.host if request.client else "unknown"
     data = read_clip(request.app.state.vigil, actor, alert_id, destination=f"API download by {actor.username} ({client})")
     return Response(data, media_type="video/x-msvideo",
@@ -110,8 +112,7 @@ def alert_clip(alert_id: int, request: Request, actor: Actor = Depends(permissio
 
 
 @router.get("/alerts/stream")
-async def stream(request: Request, after_id: int = 0, once: bool = False,
-                 actor: Actor = Depends(permission("alert.view"))):
+async def stream(request: Request, after_id: int = 0, once: bool = False, actor: Actor = Depends(current_actor)):
     """Server-Sent Events: each new alert as an ``alert`` event, a heartbeat every 15 s.
     ``once`` returns what is new and closes (for scripts and tests)."""
     vigil = request.app.state.vigil
@@ -119,12 +120,11 @@ async def stream(request: Request, after_id: int = 0, once: bool = False,
     resume = request.headers.get("last-event-id", "")
     if resume.isdigit():  # a reconnecting EventSource continues where it stopped
         after_id = max(after_id, int(resume))
+    # the first query runs before the response starts, so a refused role gets its 403
+    existing = await asyncio.to_thread(list_alerts, vigil, actor, limit=1)
 
     async def events():
-        last = after_id
-        if not last:
-            existing = list_alerts(vigil, actor, limit=1)
-            last = existing[0]["alert_id"] if existing else 0
+        last = after_id or (existing[0]["alert_id"] if existing else 0)
         beat = 0.0
         while not await request.is_disconnected():
             new = await asyncio.to_thread(list_alerts, vigil, actor, after_id=last)
@@ -146,3 +146,10 @@ async def stream(request: Request, after_id: int = 0, once: bool = False,
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+@router.get("/alerts/{alert_id}")
+def alert(alert_id: int, request: Request, actor: Actor = Depends(current_actor)):
+    """One alert with its latest decision and every earlier one (``history``). Declared
+    after ``/alerts/stream`` so that that path is never read as an id."""
+    return show_alert(request.app.state.vigil, actor, alert_id)

@@ -62,6 +62,7 @@ class DecisionIn(BaseModel):
     outcome: str = "no_action"
     notes: str = Field("", max_length=4000)
     case_ref: str = Field("", max_length=200)
+    reason: str = Field("", max_length=2000)  # needed to revise an earlier decision
 
 
 class UserIn(BaseModel):

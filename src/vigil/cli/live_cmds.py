@@ -50,17 +50,16 @@ class _HumanSink:
 
 def run_deployment(vigil, actor, deployment_id: int, *, fast: bool, as_json: bool, webhook: str | None,
                    max_seconds: float | None) -> dict:
-    from vigil.live.alerts import JsonLinesSink, WebhookSink
-    from vigil.live.runner import LiveRunner, RunOptions
+    from vigil.services.live_runs import DeploymentRunner, JsonLinesSink, RunOptions, WebhookSink
 
     sinks = [JsonLinesSink() if as_json else _HumanSink()]
     if webhook:
         sinks.append(WebhookSink(webhook))
-    runner = LiveRunner(vigil, actor, deployment_id, sinks, RunOptions(fast=fast, max_seconds=max_seconds))
+    runner = DeploymentRunner(vigil, actor, deployment_id, sinks, RunOptions(fast=fast, max_seconds=max_seconds))
     previous = signal.getsignal(signal.SIGINT)
 
     def _stop(signum, frame):
-        runner.stop()
+        runner.stop(f"stopped by signal {signal.Signals(signum).name}")
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
@@ -89,7 +88,8 @@ def watch(
     as_json: bool = JsonOpt,
 ) -> None:
     """Live recognition: every face in the stream against the watchlist; alerts for a human to decide."""
-    from vigil.live.deployments import create_deployment, start_deployment
+    from vigil.services.deployments import create_deployment
+    from vigil.services.live_runs import start_deployment
     from vigil.timeutil import utcnow
 
     vigil, actor = ctx()
@@ -126,7 +126,7 @@ def deployment_create(
     as_json: bool = JsonOpt,
 ) -> None:
     """Plan a deployment; a supervisor must authorise it before it can run."""
-    from vigil.live.deployments import create_deployment
+    from vigil.services.deployments import create_deployment
     from vigil.timeutil import parse_when
 
     vigil, actor = ctx()
@@ -146,12 +146,19 @@ def deployment_create(
     data = create_deployment(vigil, actor, name=name, location=location, sources=sources, watchlists=list(watchlist),
                              window_start=parse_when(start), window_end=parse_when(end), legal_basis=legal_basis,
                              purpose=purpose, false_alert_rate=false_alert_rate, category_rates=rates)
-    emit(data, as_json, lambda d: console.print(f"Deployment {d['id']} ({d['name']}) created: awaiting authorisation"))
+    emit(data, as_json, _created)
+
+
+def _created(d: dict) -> None:
+    console.print(f"Deployment {d['id']} ({d['name']}) created: awaiting authorisation")
+    for check in d["source_checks"]:
+        if not check["checked"]:
+            console.print(f"[yellow]camera {check['camera']}: not checked[/]: {check['why']}")
 
 
 @deployment_app.command("authorise")
 def deployment_authorise(deployment: str, note: str = typer.Option("", "--note"), as_json: bool = JsonOpt) -> None:
-    from vigil.live.deployments import authorise_deployment
+    from vigil.services.deployments import authorise_deployment
 
     vigil, actor = ctx()
     data = authorise_deployment(vigil, actor, deployment, note)
@@ -163,7 +170,7 @@ def deployment_run(deployment: str, fast: bool = typer.Option(False, "--fast"),
                    webhook: str = typer.Option(None, "--webhook"),
                    max_seconds: float = typer.Option(None, "--max-seconds"), as_json: bool = JsonOpt) -> None:
     """Start an authorised deployment and run it until its sources end, its window closes, or Ctrl-C."""
-    from vigil.live.deployments import start_deployment
+    from vigil.services.live_runs import start_deployment
 
     vigil, actor = ctx()
     dep = start_deployment(vigil, actor, deployment)
@@ -172,7 +179,7 @@ def deployment_run(deployment: str, fast: bool = typer.Option(False, "--fast"),
 
 @deployment_app.command("list")
 def deployment_list(as_json: bool = JsonOpt) -> None:
-    from vigil.live.deployments import list_deployments
+    from vigil.services.deployments import list_deployments
 
     vigil, actor = ctx()
     rows = list_deployments(vigil, actor)
@@ -182,7 +189,8 @@ def deployment_list(as_json: bool = JsonOpt) -> None:
         for col in ("id", "name", "location", "status", "trial", "authorised by", "window"):
             table.add_column(col)
         for r in rs:
-            table.add_row(str(r["id"]), r["name"], r["location"], r["status"], "yes" if r["trial"] else "",
+            status = r["status"] + (" [red](runner silent)[/]" if r["runner_stale"] else "")
+            table.add_row(str(r["id"]), r["name"], r["location"], status, "yes" if r["trial"] else "",
                           r["authorised_by"] or "-", f"{r['window_start']} .. {r['window_end']}")
         console.print(table)
 
@@ -192,21 +200,40 @@ def deployment_list(as_json: bool = JsonOpt) -> None:
 @deployment_app.command("show")
 def deployment_show(deployment: str, as_json: bool = JsonOpt) -> None:
     """The deployment's record: the published figures."""
-    from vigil.governance.permissions import require
-    from vigil.live.deployments import deployment_record, get_deployment
+    from vigil.services.deployments import get_deployment_record
 
     vigil, actor = ctx()
-    require(actor, "deployment.view")
-    with vigil.store.session() as session:
-        data = deployment_record(session, get_deployment(session, deployment))
+    data = get_deployment_record(vigil, actor, deployment)
     emit(data, as_json, lambda d: console.print_json(json.dumps(d)))
+
+
+@deployment_app.command("stop")
+def deployment_stop(deployment: str, wait: float = typer.Option(20.0, "--wait", help="Seconds to wait for it to stop."),
+                    as_json: bool = JsonOpt) -> None:
+    """Stop a running deployment, wherever it runs (it stops at its runner's next heartbeat); one
+    whose process died is marked failed and its frozen watchlist erased."""
+    from vigil.services.live_runs import stop_deployment
+
+    vigil, actor = ctx()
+    data = stop_deployment(vigil, actor, deployment, wait_seconds=wait)
+    emit(data, as_json, lambda d: console.print(f"Deployment {d['id']} ({d['name']}): {d['status']} ({d['stop']})"))
+
+
+@deployment_app.command("cancel")
+def deployment_cancel(deployment: str, reason: str = typer.Option("", "--reason"), as_json: bool = JsonOpt) -> None:
+    """Withdraw a draft or authorised deployment (a supervisor, or the user who created it)."""
+    from vigil.services.deployments import cancel_deployment
+
+    vigil, actor = ctx()
+    data = cancel_deployment(vigil, actor, deployment, reason)
+    emit(data, as_json, lambda d: console.print(f"Deployment {d['id']} ({d['name']}) cancelled"))
 
 
 @deployment_app.command("outcomes")
 def deployment_outcomes(deployment: str, engagements: int = typer.Option(None, "--engagements"),
                         arrests: int = typer.Option(None, "--arrests"), as_json: bool = JsonOpt) -> None:
     """Enter engagements and arrests for the deployment record."""
-    from vigil.live.deployments import record_outcomes
+    from vigil.services.deployments import record_outcomes
 
     vigil, actor = ctx()
     data = record_outcomes(vigil, actor, deployment, engagements=engagements, arrests=arrests)
@@ -216,7 +243,7 @@ def deployment_outcomes(deployment: str, engagements: int = typer.Option(None, "
 @alert_app.command("list")
 def alert_list(deployment: str = typer.Option(None, "--deployment"),
                undecided: bool = typer.Option(False, "--undecided"), as_json: bool = JsonOpt) -> None:
-    from vigil.live.adjudication import list_alerts
+    from vigil.services.alerts import list_alerts
 
     vigil, actor = ctx()
     rows = list_alerts(vigil, actor, deployment_id=deployment, undecided_only=undecided)
@@ -241,21 +268,44 @@ def alert_decide(
     outcome: str = typer.Option("no_action", "--outcome", help="no_action | engaged | arrested"),
     notes: str = typer.Option("", "--notes"),
     case: str = typer.Option("", "--case", help="Case reference (keeps a confirmed alert beyond default retention)."),
+    reason: str = typer.Option("", "--reason", help="Why an earlier decision is changed (needed to revise one)."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Record the operator's decision on an alert."""
-    from vigil.live.adjudication import decide
+    """Record the operator's decision on an alert. Decisions are kept: changing one appends a
+    revision (supervisor or admin, with --reason)."""
+    from vigil.services.alerts import decide
 
     vigil, actor = ctx()
-    data = decide(vigil, actor, alert_id, decision=decision, outcome=outcome, notes=notes, case_ref=case)
-    emit(data, as_json, lambda d: console.print(f"Alert {d['alert_id']}: {d['decision']}, {d['outcome']}"))
+    data = decide(vigil, actor, alert_id, decision=decision, outcome=outcome, notes=notes, case_ref=case,
+                  reason=reason)
+    emit(data, as_json, lambda d: console.print(
+        f"Alert {d['alert_id']}: {d['decision']}, {d['outcome']}"
+        + (f" (revision {len(d['history']) - 1} of the first decision)" if len(d["history"]) > 1 else "")))
+
+
+@alert_app.command("show")
+def alert_show(alert_id: int, as_json: bool = JsonOpt) -> None:
+    """One alert with every decision recorded on it."""
+    from vigil.services.alerts import show_alert
+
+    vigil, actor = ctx()
+    data = show_alert(vigil, actor, alert_id)
+
+    def human(d):
+        console.print(f"Alert {d['alert_id']} ({d['deployment']}): {d['name']} ({d['subject_id']}) on {d['camera']} "
+                      f"at {d['utc']}, score {d['score']:.3f}")
+        for h in d["history"] or [{"seq": "-", "decision": "UNDECIDED"}]:
+            console.print(f"  {h['seq']}. {h['decision']} {h.get('outcome') or ''} by {h.get('decided_by') or '-'} "
+                          f"{h.get('decided_at') or ''}" + (f" (reason: {h['reason']})" if h.get("reason") else ""))
+
+    emit(data, as_json, human)
 
 
 @alert_app.command("clip")
 def alert_clip(alert_id: int, out: Path = typer.Option(..., "--out", help="File to write (.avi)."),
                as_json: bool = JsonOpt) -> None:
     """Export an alert's evidence clip, every other face blurred (an audited export)."""
-    from vigil.live.adjudication import export_clip
+    from vigil.services.alerts import export_clip
 
     vigil, actor = ctx()
     data = export_clip(vigil, actor, alert_id, out)

@@ -39,6 +39,7 @@ PERMISSIONS: dict[str, set[str]] = {
     "deployment.record": {"admin", "supervisor", "operator"},
     "alert.view": {"admin", "supervisor", "operator"},
     "alert.decide": {"admin", "supervisor", "operator"},
+    "alert.revise": {"admin", "supervisor"},  # change a decision already recorded (with a reason)
     "alert.export": {"admin", "supervisor"},
     # accountability
     "audit.view": {"admin", "supervisor", "auditor"},

@@ -1,9 +1,11 @@
-"""Alerts: recorded (encrypted images, database row, audit entry) and fanned out to sinks.
+"""Alert evidence and alert fan-out, in memory: the runtime half of an alert.
 
-An alert carries the probe crop and a frame thumbnail in which every other face is blurred,
-a private copy of the watchlist image (so its lifetime follows the alert, not the watchlist),
-the subject, score, threshold, calibrated false match rate, camera, source time, UTC time and
-track id. Decision fields start empty: a person adjudicates every alert.
+When a track matches, the runtime builds an :class:`AlertEvidence` (the probe crop, a frame
+thumbnail in which every other face is blurred, the subject, score, threshold, calibrated
+false match rate, camera, source time and track id) and hands it to its recorder (see
+:class:`vigil.live.runner.RunRecorder`), which stores it encrypted and returns the alert's
+payload; the payload is then fanned out to the sinks below (JSON lines, a webhook, the
+server's stream). This module touches no database: persistence is the service layer's.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 import threading
 import time
 import urllib.request
+from dataclasses import dataclass
 from typing import Protocol
 
 import cv2
@@ -22,9 +25,29 @@ import numpy as np
 from vigil.engine.images import encode_jpeg
 from vigil.live.matcher import WatchlistEntry
 from vigil.live.pipeline import MatchEvent
-from vigil.retro.probes import crop_of
-from vigil.store.schema import Alert
-from vigil.timeutil import iso, utcnow
+
+
+@dataclass
+class AlertEvidence:
+    """What the runtime knows about one alert; the recorder turns it into a stored alert."""
+
+    camera: str
+    source_time: float
+    track_id: int
+    entry: WatchlistEntry
+    score: float
+    threshold: float
+    fmr: float
+    probe_jpeg: bytes
+    frame_jpeg: bytes
+
+
+def crop_around(image: np.ndarray, box, margin: float = 0.3) -> np.ndarray:
+    x, y, w, h = [float(v) for v in box]
+    mx, my = w * margin, h * margin
+    x0, y0 = int(max(0, x - mx)), int(max(0, y - my))
+    x1, y1 = int(min(image.shape[1], x + w + mx)), int(min(image.shape[0], y + h + my))
+    return image[y0:y1, x0:x1].copy()
 
 
 def blur_boxes(image: np.ndarray, boxes: list[np.ndarray], pad: float = 0.2) -> np.ndarray:
@@ -51,15 +74,6 @@ def thumbnail(frame: np.ndarray, event: MatchEvent, width: int) -> np.ndarray:
     if scale < 1.0:
         blurred = cv2.resize(blurred, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     return blurred
-
-
-def alert_payload(alert: Alert, deployment_name: str = "") -> dict:
-    return {"type": "alert", "alert_id": alert.id, "deployment_id": alert.deployment_id,
-            "deployment": deployment_name, "subject_id": alert.subject_id, "name": alert.subject_name,
-            "category": alert.category, "score": round(alert.score, 5), "threshold": round(alert.threshold, 5),
-            "fmr": alert.fmr, "camera": alert.camera, "time": round(alert.source_time, 3),
-            "utc": iso(alert.created_at), "track_id": alert.track_id, "decision": alert.decision,
-            "outcome": alert.outcome, "decided_by": alert.decided_by, "notes": alert.notes or None}
 
 
 class AlertSink(Protocol):
@@ -125,42 +139,10 @@ class WebhookSink:
         self._thread.join(timeout=self.timeout * (self.retries + 2))
 
 
-class AlertRecorder:
-    """Writes alerts to the store: encrypted images, the row, and the audit entry."""
-
-    def __init__(self, vigil, deployment_id: int, thumbnail_width: int = 640):
-        self.vigil = vigil
-        self.deployment_id = deployment_id
-        self.thumbnail_width = thumbnail_width
-        self._watchlist_images: dict[str, bytes] = {}
-
-    def record(self, event: MatchEvent, entry: WatchlistEntry, fmr: float) -> Alert:
-        store = self.vigil.store
-        probe = encode_jpeg(crop_of(event.frame, event.face.box, 0.3))
-        thumb = encode_jpeg(thumbnail(event.frame, event, self.thumbnail_width), quality=80)
-        wl_image = self._watchlist_image(entry)
-        with store.session() as session:
-            alert = Alert(deployment_id=self.deployment_id, created_at=utcnow(), camera=event.camera,
-                          source_time=event.time, track_id=event.track_id, subject_id=entry.subject_id,
-                          subject_name=entry.name, category=entry.category, watchlist_id=entry.watchlist_id,
-                          score=event.score, threshold=event.threshold, fmr=fmr,
-                          probe_blob_id=store.blobs.put(session, "alert_probe", probe),
-                          frame_blob_id=store.blobs.put(session, "alert_frame", thumb),
-                          watchlist_blob_id=store.blobs.put(session, "alert_watchlist_image", wl_image)
-                          if wl_image else None)
-            session.add(alert)
-            session.flush()
-            store.audit.record(session, "system", "alert.raised", "alert", alert.id,
-                               {"deployment_id": self.deployment_id, "subject_id": entry.subject_id,
-                                "score": round(event.score, 4), "camera": event.camera, "track_id": event.track_id})
-        return alert
-
-    def _watchlist_image(self, entry: WatchlistEntry) -> bytes | None:
-        if not entry.image_blob_id:
-            return None
-        if entry.image_blob_id not in self._watchlist_images:
-            try:
-                self._watchlist_images[entry.image_blob_id] = self.vigil.store.blobs.get(entry.image_blob_id)
-            except Exception:
-                return None
-        return self._watchlist_images[entry.image_blob_id]
+def alert_evidence(event: MatchEvent, entry: WatchlistEntry, fmr: float, thumbnail_width: int) -> AlertEvidence:
+    """The evidence of one match: encoded here, in memory; nothing of the other faces survives
+    but their blurred outlines in the thumbnail."""
+    probe = encode_jpeg(crop_around(event.frame, event.face.box, 0.3))
+    thumb = encode_jpeg(thumbnail(event.frame, event, thumbnail_width), quality=80)
+    return AlertEvidence(event.camera, event.time, event.track_id, entry, event.score, event.threshold, fmr,
+                         probe, thumb)

@@ -1,9 +1,14 @@
-"""Running a deployment: camera readers, one inference loop shared by all cameras, alert
-fan-out, cross-camera de-duplication, stream health, and the final summary.
+"""The live runtime: camera readers, one inference loop shared by all cameras, alert fan-out,
+cross-camera de-duplication, stream health, heartbeats, and the final summary.
 
 One decode thread per camera; the models are shared and run in this loop, which visits the
 cameras in turn and always takes each one's newest frame (live mode) so that processing that
 falls behind drops frames (counted) instead of building up latency.
+
+The runtime touches no database and checks no permission. What must outlive a run (alerts,
+evidence clips, the heartbeat that tells other processes this run is alive) goes through a
+:class:`RunRecorder` the caller supplies (``vigil.services.live_runs`` implements it with the
+store and the audit log).
 """
 
 from __future__ import annotations
@@ -11,18 +16,30 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
 
-from vigil.errors import VigilError
-from vigil.governance.permissions import Actor, require
-from vigil.live.alerts import AlertRecorder, AlertSink, alert_payload
-from vigil.live.deployments import end_deployment, get_deployment
+from vigil.config import LiveSettings, QualitySettings
+from vigil.engine.face_engine import FaceEngine
+from vigil.live.alerts import AlertEvidence, AlertSink, alert_evidence
 from vigil.live.matcher import WatchlistMatcher
 from vigil.live.pipeline import CameraPipeline
 from vigil.live.shot_embedding import ShotEmbedder
-from vigil.live.snapshots import load_entries
 from vigil.live.sources import CameraReader, open_source
-from vigil.store.schema import Collection
-from vigil.timeutil import as_utc, utcnow
+from vigil.timeutil import utcnow
+
+
+class RunRecorder(Protocol):
+    """Where a run's lasting results go."""
+
+    def on_alert(self, evidence: AlertEvidence) -> dict:
+        """Store the alert; return its payload (with ``alert_id``) for the sinks."""
+
+    def on_clip(self, alert_id: int, data: bytes, frames: int) -> None:
+        """Store an alert's evidence clip."""
+
+    def heartbeat(self) -> bool:
+        """Say the run is alive; False when it must stop (a stop was requested elsewhere)."""
 
 
 @dataclass
@@ -31,6 +48,7 @@ class RunOptions:
     max_seconds: float | None = None  # stop after this much wall time
     record_located: bool = False  # keep per-frame located boxes (benchmarks)
     health_every: float = 5.0
+    heartbeat_every: float = 5.0  # how often the recorder hears the run is alive
 
 
 @dataclass
@@ -40,66 +58,67 @@ class RunResult:
     pipelines: dict = field(default_factory=dict)
 
 
+@dataclass
+class RunSetup:
+    """Everything the runtime needs, already loaded by the caller."""
+
+    deployment_id: int
+    deployment_name: str
+    sources: list[dict]  # [{"camera": name, "source": spec}]
+    engine: FaceEngine
+    matcher: WatchlistMatcher
+    shots: ShotEmbedder
+    live: LiveSettings
+    quality: QualitySettings
+    window_end: datetime | None = None
+
+
 class LiveRunner:
-    def __init__(self, vigil, actor: Actor, deployment_id: int, sinks: list[AlertSink], options: RunOptions):
-        require(actor, "deployment.run")
-        self.vigil, self.actor, self.options = vigil, actor, options
-        self.sinks = sinks
+    """Opens the sources at once (a missing file or a bad URL raises here, before any frame)."""
+
+    def __init__(self, setup: RunSetup, recorder: RunRecorder, sinks: list[AlertSink], options: RunOptions):
+        self.setup, self.recorder, self.sinks, self.options = setup, recorder, sinks, options
+        self.deployment_id, self.deployment_name = setup.deployment_id, setup.deployment_name
+        self.engine, self.matcher, self.live = setup.engine, setup.matcher, setup.live
+        self.window_end = setup.window_end
         self.stop_event = threading.Event()
-        with vigil.store.session() as session:
-            dep = get_deployment(session, deployment_id)
-            if dep.status != "running":
-                raise VigilError(f"deployment {dep.id} is {dep.status}, not running")
-            self.deployment_id, self.deployment_name = dep.id, dep.name
-            self.window_end = as_utc(dep.window_end)
-            coll = session.get(Collection, dep.watchlist_ids[0])
-            entries, vectors = load_entries(vigil.store, session, dep.snapshot_ids)
-            self.sources_spec = list(dep.sources)
-            false_alert_rate, category_rates = dep.false_alert_rate, dict(dep.category_rates or {})
-        self.engine = vigil.engine(coll.pack)
-        shots = ShotEmbedder(self.engine.pack)
-        self.matcher = WatchlistMatcher(entries, vectors, self.engine.pack.calibration,
-                                        false_alert_rate=false_alert_rate, category_rates=category_rates,
-                                        split=shots.split)
-        with vigil.store.session() as session:
-            dep = get_deployment(session, self.deployment_id)
-            dep.record = {**(dep.record or {}), "thresholds": self.matcher.thresholds(),
-                          "model_id": self.engine.model_id, "entries": self.matcher.size}
-        live = vigil.settings.live
-        self.live = live
-        self.recorder = AlertRecorder(vigil, self.deployment_id, live.thumbnail_width)
         self.readers = [CameraReader(open_source(s["source"], s["camera"], realtime=not options.fast),
-                                     keep_latest=not options.fast, buffer=live.frame_buffer)
-                        for s in self.sources_spec]
+                                     keep_latest=not options.fast, buffer=self.live.frame_buffer)
+                        for s in setup.sources]
         # In real time the fusion cascade's dlib half runs in its own process (it holds the GIL);
         # as fast as possible (files, benchmarks) it runs in line, which keeps runs repeatable.
         self.worker = None
-        if shots.cascade and not options.fast:
+        if setup.shots.cascade and not options.fast:
             from vigil.live.second_model_worker import SecondModelWorker
 
-            self.worker = SecondModelWorker(flip=shots.second.flip)
-        self.pipelines = {r.camera: CameraPipeline(r.camera, self.engine, self.matcher, live, vigil.settings.quality,
+            self.worker = SecondModelWorker(flip=setup.shots.second.flip)
+        self.pipelines = {r.camera: CameraPipeline(r.camera, self.engine, self.matcher, self.live, setup.quality,
                                                    record_located=options.record_located, worker=self.worker)
                           for r in self.readers}
         self.evidence = None
-        if live.evidence_clip_seconds > 0:
+        if self.live.evidence_clip_seconds > 0:
             from vigil.live.evidence import EvidenceRecorder
 
             fps = max((getattr(r.source, "fps", 25.0) for r in self.readers), default=25.0)
-            self.evidence = EvidenceRecorder(live.evidence_clip_seconds, live.evidence_clip_width, fps)
+            self.evidence = EvidenceRecorder(self.live.evidence_clip_seconds, self.live.evidence_clip_width, fps)
         self._recent: dict[str, tuple[float, int]] = {}
         self.duplicates = 0
         self.alerts: list[dict] = []
         self.latencies: list[float] = []
+        self.stopped_because: str | None = None
 
-    def stop(self) -> None:
+    def stop(self, because: str = "stopped") -> None:
+        self.stopped_because = self.stopped_because or because
         self.stop_event.set()
 
     def run(self) -> RunResult:
+        """Run until the sources end, the window closes, ``max_seconds`` pass or a stop; an
+        exception from the loop propagates (the caller records the failure)."""
         start_wall = time.monotonic()
         for reader in self.readers:
             reader.start()
         next_health = start_wall + self.options.health_every
+        next_beat = start_wall + self.options.heartbeat_every
         try:
             while not self.stop_event.is_set():
                 if all(r.finished for r in self.readers):
@@ -116,9 +135,15 @@ class LiveRunner:
                         continue
                     took = True
                     self._process(frame)
-                if time.monotonic() >= next_health:
+                now = time.monotonic()
+                if now >= next_health:
                     next_health += self.options.health_every
                     self._send({"type": "health", "cameras": [r.health() for r in self.readers]})
+                if now >= next_beat:
+                    next_beat = now + self.options.heartbeat_every
+                    if not self.recorder.heartbeat():
+                        self.stop("a stop was requested")
+                        self._send({"type": "notice", "message": "stop requested: stopping"})
         finally:
             for reader in self.readers:
                 reader.stop()
@@ -132,12 +157,13 @@ class LiveRunner:
                 self._store_clips(self.evidence.finished(camera, 0.0, flush=True))
         for pipe in self.pipelines.values():
             pipe.finish()
-        summary = self._summary(wall)
-        end_deployment(self.vigil, self.actor, self.deployment_id, summary)
-        self._send(summary)
+        return RunResult(self._summary(wall), self.alerts, self.pipelines)
+
+    def announce(self, payload: dict) -> None:
+        """Send a payload (the final summary) to every sink, then close them."""
+        self._send(payload)
         for sink in self.sinks:
             sink.close()
-        return RunResult(summary, self.alerts, self.pipelines)
 
     def _process(self, frame) -> None:
         pipe = self.pipelines[frame.camera]
@@ -153,9 +179,8 @@ class LiveRunner:
                 self.duplicates += 1  # the same person on another camera at the same moment: one alert
                 continue
             fmr, _ = self.engine.pack.calibration.fmr_at(event.score)
-            alert = self.recorder.record(event, entry, fmr)
-            self._recent[entry.subject_id] = (now, alert.id)
-            payload = alert_payload(alert, self.deployment_name)
+            payload = self.recorder.on_alert(alert_evidence(event, entry, fmr, self.live.thumbnail_width))
+            self._recent[entry.subject_id] = (now, payload["alert_id"])
             payload["first_seen"] = round(event.first_seen, 3)
             payload["box"] = event.face.box_list()
             payload["latency_ms"] = round((time.monotonic() - frame.wall) * 1000, 1)
@@ -163,24 +188,15 @@ class LiveRunner:
             self.alerts.append(payload)
             self._send(payload)
             if self.evidence:
-                self.evidence.start(frame.camera, alert.id, event.track_id, event.time)
+                self.evidence.start(frame.camera, payload["alert_id"], event.track_id, event.time)
         if self.evidence:
             self._store_clips(self.evidence.finished(frame.camera, frame.time))
 
     def _store_clips(self, clips) -> None:
-        from vigil.store.schema import Alert
-
         for clip in clips:
             data = self.evidence.encode(clip)
-            if not data:
-                continue
-            with self.vigil.store.session() as session:
-                alert = session.get(Alert, clip.alert_id)
-                if alert is None:
-                    continue
-                alert.clip_blob_id = self.vigil.store.blobs.put(session, "alert_clip", data)
-                self.vigil.store.audit.record(session, "system", "alert.clip_recorded", "alert", alert.id,
-                                              {"frames": len(clip.frames), "other_faces_blurred": True})
+            if data:
+                self.recorder.on_clip(clip.alert_id, data, len(clip.frames))
 
     def _send(self, payload: dict) -> None:
         for sink in self.sinks:
@@ -191,6 +207,7 @@ class LiveRunner:
         processed = sum(p.stats.frames_processed for p in self.pipelines.values())
         faces_seen = sum(p.stats.faces_compared for p in self.pipelines.values())
         src_fps = sum(getattr(r.source, "fps", 0.0) for r in self.readers)
+        cameras = [r.health() for r in self.readers]
         return {
             "type": "summary", "deployment_id": self.deployment_id, "frames": frames,
             "frames_processed": processed, "frames_dropped": frames - processed,
@@ -203,6 +220,7 @@ class LiveRunner:
             "realtime_factor": round((processed / wall) / src_fps, 3) if wall and src_fps else None,
             "wall_seconds": round(wall, 2),
             "alert_latency_ms_max": max(self.latencies) if self.latencies else None,
-            "cameras": [r.health() for r in self.readers],
+            "cameras": cameras, "all_cameras_failed": bool(cameras) and all(c["status"] == "failed" for c in cameras),
+            "stopped_because": self.stopped_because,
             "thresholds": self.matcher.thresholds(), "watchlist_entries": self.matcher.size,
         }

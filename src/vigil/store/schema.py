@@ -241,7 +241,7 @@ class Deployment(Base):
     false_alert_rate: Mapped[float] = mapped_column(Float, default=1e-4)  # per face seen
     category_rates: Mapped[dict] = mapped_column(JSON, default=dict)
     is_trial: Mapped[bool] = mapped_column(Boolean, default=False)
-    status: Mapped[str] = mapped_column(String(12), default="draft")  # draft|authorised|running|ended
+    status: Mapped[str] = mapped_column(String(12), default="draft")  # see services/deployments.py TRANSITIONS
     created_by: Mapped[str] = mapped_column(String(80), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     authorised_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
@@ -255,6 +255,8 @@ class Deployment(Base):
     engagements: Mapped[int] = mapped_column(Integer, default=0)
     arrests: Mapped[int] = mapped_column(Integer, default=0)
     record: Mapped[dict] = mapped_column(JSON, default=dict)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # runner alive
+    stop_requested_by: Mapped[str | None] = mapped_column(String(80), nullable=True)  # runner stops at next beat
 
 
 class Alert(Base):
@@ -284,6 +286,21 @@ class Alert(Base):
     notes: Mapped[str] = mapped_column(Text, default="")
     case_ref: Mapped[str] = mapped_column(String(200), default="")
     biometrics_deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AlertDecision(Base):
+    """Every adjudication of an alert, append-only (the Alert row's decision columns hold the latest)."""
+
+    __tablename__ = "alert_decisions"
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    decided_by: Mapped[str] = mapped_column(String(80))
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    decision: Mapped[str] = mapped_column(String(20))
+    outcome: Mapped[str] = mapped_column(String(20))
+    notes: Mapped[str] = mapped_column(Text, default="")
+    case_ref: Mapped[str] = mapped_column(String(200), default="")
+    reason: Mapped[str] = mapped_column(Text, default="")  # why a later decision revised the one before
 
 
 # --------------------------------------------------------------------------- accountability

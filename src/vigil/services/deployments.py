@@ -1,0 +1,231 @@
+"""Deployments: the authorised, time-boxed use of live recognition at one location.
+
+A deployment's lifecycle is a state machine; every allowed move is in :data:`TRANSITIONS`,
+and a refused move names the real reason (``it has ended``, not ``not authorised``)::
+
+    draft --authorise--> authorised --start--> running --end--> ended
+      |                    |  ^  |                 |
+      |                    |  +--+ (re-authorise)  +--fail--> failed
+      +------cancel--------+--cancel--> cancelled
+
+``ended``, ``failed`` and ``cancelled`` are final. A running deployment's frozen watchlist
+snapshot (biometric copies) is erased when it fails, at once, whatever the retention
+setting. ``vigil watch`` without a deployment creates a *trial*: recorded as such,
+authorised by the acting user, and allowed only to roles that may authorise deployments.
+
+Cancelling (a draft or authorised deployment) is for whoever may authorise deployments, and
+for the deployment's own creator while they hold ``deployment.create``: the person who
+planned it may withdraw the plan; nobody else below a supervisor may.
+
+Starting, running, stopping and failing live in :mod:`vigil.services.live_runs`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from vigil.engine.images import IMAGE_SUFFIXES
+from vigil.engine.packs import check_live_pack
+from vigil.errors import PermissionDenied, PolicyError, VigilError
+from vigil.governance.permissions import Actor
+from vigil.services.unit import refuse, use_case
+from vigil.store.collections import get_collection
+from vigil.store.deployments import all_deployments, deployment_record, describe, get_deployment
+from vigil.store.schema import Deployment
+from vigil.timeutil import as_utc, iso, utcnow
+
+STATES = ("draft", "authorised", "running", "ended", "failed", "cancelled")
+FINAL = ("ended", "failed", "cancelled")
+TRANSITIONS: dict[tuple[str, str], str] = {
+    ("draft", "authorise"): "authorised",
+    ("authorised", "authorise"): "authorised",  # re-authorised, e.g. after its watchlist changed
+    ("draft", "cancel"): "cancelled",
+    ("authorised", "cancel"): "cancelled",
+    ("authorised", "start"): "running",
+    ("running", "end"): "ended",
+    ("running", "fail"): "failed",
+}
+# Why an action is not possible in a state, in words a person can act on.
+STATE_REASONS = {
+    "draft": "it has not been authorised by a supervisor",
+    "authorised": "it is not running",
+    "running": "it is running (stop it first)",
+    "ended": "it has ended",
+    "failed": "it failed and cannot be restarted (create a new deployment)",
+    "cancelled": "it was cancelled",
+}
+
+HEARTBEAT_STALE_FACTOR = 3  # a runner silent for 3 heartbeat intervals is taken for dead
+HEARTBEAT_MIN_STALE = timedelta(seconds=30)  # but never sooner (models take a while to load)
+
+
+def transition(dep: Deployment, action: str) -> str | None:
+    """The state ``action`` leads to from ``dep``'s state, or None if the table forbids it."""
+    return TRANSITIONS.get((dep.status, action))
+
+
+def why_not(dep: Deployment, action: str) -> str:
+    if dep.status == "running" and action == "start":
+        return "it is already running"
+    return STATE_REASONS.get(dep.status, f"it is {dep.status}")
+
+
+def heartbeat_stale(dep: Deployment, now: datetime | None = None) -> bool | None:
+    """For a running deployment: has its runner stopped beating (its process died)? None otherwise."""
+    if dep.status != "running":
+        return None
+    every = float((dep.record or {}).get("heartbeat_every", 5.0))
+    last = as_utc(dep.heartbeat_at) or as_utc(dep.started_at)
+    if last is None:
+        return True
+    return (now or utcnow()) - last > max(timedelta(seconds=every * HEARTBEAT_STALE_FACTOR), HEARTBEAT_MIN_STALE)
+
+
+def check_source(camera: str, spec: str) -> dict:
+    """Whether a camera source exists. A file or folder is checked now; a network stream or a
+    webcam cannot be without connecting to it, and the result says so."""
+    spec = (spec or "").strip()
+    if not spec:
+        raise VigilError(f"camera {camera!r} has no source")
+    if spec.isdigit():
+        return {"camera": camera, "source": spec, "checked": False,
+                "why": "a webcam is opened only when the deployment starts"}
+    if "://" in spec:
+        return {"camera": camera, "source": spec, "checked": False,
+                "why": "a network stream cannot be checked without connecting to it; "
+                       "it is first opened when the deployment starts"}
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise VigilError(f"camera {camera!r}: {spec}: no such file or folder (a source is a video file, a folder "
+                         "of frames, an rtsp/http URL or a webcam index)")
+    if path.is_dir() and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()):
+        raise VigilError(f"camera {camera!r}: {spec}: the folder holds no image frames")
+    return {"camera": camera, "source": spec, "checked": True, "why": None}
+
+
+def _check_plan(name, watchlists, sources, false_alert_rate, category_rates, start, end, trial, legal_basis):
+    if not name.strip():
+        raise VigilError("a deployment needs a name")
+    if not watchlists:
+        raise VigilError("a deployment needs at least one watchlist")
+    if not sources:
+        raise VigilError("a deployment needs at least one camera source")
+    if not 0 < false_alert_rate < 0.1:
+        raise VigilError("the accepted false alert rate per face must be between 0 and 0.1 (e.g. 0.0001)")
+    for cat, rate in (category_rates or {}).items():
+        if not 0 < rate < 0.1:
+            raise VigilError(f"category {cat}: rate must be between 0 and 0.1")
+    if end <= start:
+        raise VigilError("the window must end after it starts")
+    if not trial and not legal_basis.strip():
+        raise PolicyError("a deployment needs its legal basis (--legal-basis)")
+    cams = [s.get("camera") for s in sources]
+    if len(set(cams)) != len(cams):
+        raise VigilError("camera names must be unique")
+    return [check_source(s.get("camera"), s.get("source")) for s in sources]
+
+
+def create_deployment(vigil, actor: Actor, *, name: str, location: str, sources: list[dict], watchlists: list[str],
+                      window_start: datetime | None, window_end: datetime | None, legal_basis: str = "",
+                      purpose: str = "", false_alert_rate: float = 1e-4,
+                      category_rates: dict[str, float] | None = None, trial: bool = False) -> dict:
+    start = window_start or utcnow()
+    end = window_end or start + timedelta(hours=4)
+    with use_case(vigil, actor, "deployment.trial" if trial else "deployment.create") as uow:
+        checks = _check_plan(name, watchlists, sources, false_alert_rate, category_rates, start, end, trial,
+                             legal_basis)
+        colls = [get_collection(uow.session, "watchlist", w) for w in watchlists]
+        for c in colls:
+            check_live_pack(c.pack)
+        models = {c.model_id for c in colls}
+        if len(models) > 1:
+            raise VigilError(f"the watchlists use different models ({', '.join(sorted(models))}); reindex one")
+        dep = Deployment(name=name.strip(), location=location, purpose=purpose, legal_basis=legal_basis,
+                         sources=[{"camera": s["camera"], "source": s["source"].strip()} for s in sources],
+                         watchlist_ids=[c.id for c in colls], window_start=start, window_end=end,
+                         false_alert_rate=false_alert_rate, category_rates=category_rates or {}, is_trial=trial,
+                         created_by=actor.username, status="draft", record={})
+        if trial:
+            dep.status, dep.authorised_by, dep.authorised_at = "authorised", actor.username, utcnow()
+        uow.session.add(dep)
+        uow.session.flush()
+        uow.audit("deployment.created", "deployment", dep.id, {
+            "name": dep.name, "location": location, "trial": trial, "watchlists": [c.name for c in colls],
+            "cameras": [s["camera"] for s in sources], "window_start": iso(start), "window_end": iso(end),
+            "false_alert_rate": false_alert_rate, "category_rates": category_rates or {},
+            "sources_checked": {c["camera"]: c["checked"] for c in checks}})
+        if trial:
+            uow.audit("deployment.authorised", "deployment", dep.id, {"trial": True, "self_authorised": True})
+        return {**describe(uow.session, dep), "source_checks": checks}
+
+
+def _refused(vigil, actor, dep_id: int, dep_name: str, action: str, why: str):
+    refuse(vigil, actor, "deployment.refused", "deployment", dep_id, why, {"action": action},
+           message=f"deployment {dep_id} ({dep_name}) cannot {action}: {why}")
+
+
+def authorise_deployment(vigil, actor: Actor, deployment_id, note: str = "") -> dict:
+    with use_case(vigil, actor, "deployment.authorise") as uow:
+        dep = get_deployment(uow.session, deployment_id, for_update=True)
+        refused = None if transition(dep, "authorise") else (dep.id, dep.name, why_not(dep, "authorise"))
+        if not refused:
+            again = dep.status == "authorised"
+            dep.status, dep.authorised_by, dep.authorised_at = "authorised", actor.username, utcnow()
+            uow.audit("deployment.authorised", "deployment", dep.id,
+                      {"note": note, "self_authorised": dep.created_by == actor.username, "reauthorised": again})
+            return describe(uow.session, dep)
+    _refused(vigil, actor, *refused[:2], "be authorised", refused[2])
+
+
+def cancel_deployment(vigil, actor: Actor, deployment_id, reason: str = "") -> dict:
+    """Withdraw a draft or authorised deployment (see the module docstring for who may)."""
+    with use_case(vigil, actor, "deployment.create" if not actor.can("deployment.authorise") else None) as uow:
+        dep = get_deployment(uow.session, deployment_id, for_update=True)
+        if not actor.can("deployment.authorise") and dep.created_by != actor.username:
+            raise PermissionDenied(f"{actor.username} ({actor.role}) may cancel only deployments they created; "
+                                   "a supervisor may cancel any")
+        refused = None if transition(dep, "cancel") else (dep.id, dep.name, why_not(dep, "cancel"))
+        if not refused:
+            previous = dep.status
+            dep.status, dep.ended_at = "cancelled", utcnow()
+            dep.record = {**(dep.record or {}), "ended_because": f"cancelled by {actor.username}"
+                                                                 + (f": {reason}" if reason else "")}
+            uow.audit("deployment.cancelled", "deployment", dep.id, {"previous_status": previous, "reason": reason})
+            return describe(uow.session, dep)
+    _refused(vigil, actor, *refused[:2], "be cancelled", refused[2])
+
+
+def record_outcomes(vigil, actor: Actor, deployment_id, *, engagements: int | None, arrests: int | None) -> dict:
+    if (engagements is not None and engagements < 0) or (arrests is not None and arrests < 0):
+        raise VigilError("engagements and arrests are counts: 0 or more")
+    with use_case(vigil, actor, "deployment.record") as uow:
+        dep = get_deployment(uow.session, deployment_id)
+        if engagements is not None:
+            dep.engagements = engagements
+        if arrests is not None:
+            dep.arrests = arrests
+        uow.audit("deployment.outcomes_recorded", "deployment", dep.id,
+                  {"engagements": dep.engagements, "arrests": dep.arrests})
+        return deployment_record(uow.session, dep)
+
+
+def list_deployments(vigil, actor: Actor) -> list[dict]:
+    with use_case(vigil, actor, "deployment.view") as uow:
+        now = utcnow()
+        return [{**describe(uow.session, d), "runner_stale": heartbeat_stale(d, now)}
+                for d in all_deployments(uow.session)]
+
+
+def show_deployment(vigil, actor: Actor, deployment_id) -> dict:
+    """The plan, its state (whether a running one's runner still beats) and its record."""
+    with use_case(vigil, actor, "deployment.view") as uow:
+        dep = get_deployment(uow.session, deployment_id)
+        return {**describe(uow.session, dep), "runner_stale": heartbeat_stale(dep),
+                "record": deployment_record(uow.session, dep)}
+
+
+def get_deployment_record(vigil, actor: Actor, deployment_id) -> dict:
+    """The published record (the figures the Met publishes, and a few more)."""
+    with use_case(vigil, actor, "deployment.view") as uow:
+        return deployment_record(uow.session, get_deployment(uow.session, deployment_id))

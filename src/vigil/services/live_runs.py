@@ -1,0 +1,280 @@
+"""Running a deployment: start (rules checked, watchlists frozen), the runner that ties a
+running deployment to the live runtime, and its three ways out: ended (sources over, window
+closed, stopped), failed (a source missing, a crash, a runner that stopped beating), both of
+which erase the frozen snapshot, and a stop requested from any process.
+
+The runtime (:mod:`vigil.live.runner`) touches no database; :class:`StoreRecorder` is its
+recorder here: alerts and clips go to the encrypted blob store with their audit entries, and
+every few seconds a heartbeat refreshes ``deployments.heartbeat_at`` and reads back whether a
+stop was requested (``vigil deployment stop`` or ``POST /api/deployments/{id}/stop`` from
+another process).
+"""
+
+from __future__ import annotations
+
+import time
+
+from vigil.errors import PolicyError
+from vigil.governance.permissions import SYSTEM, Actor
+from vigil.live.alerts import AlertEvidence, AlertSink, JsonLinesSink, WebhookSink  # noqa: F401 (front ends' sinks)
+from vigil.live.matcher import WatchlistEntry, WatchlistMatcher
+from vigil.live.runner import LiveRunner, RunOptions, RunResult, RunSetup
+from vigil.live.shot_embedding import ShotEmbedder
+from vigil.services.alerts import alert_payload
+from vigil.services.deployments import FINAL, heartbeat_stale, transition, why_not
+from vigil.services.unit import refuse, use_case
+from vigil.store.collections import is_expired
+from vigil.store.deployments import deployment_record, describe, get_deployment
+from vigil.store.schema import Alert, Collection, Deployment
+from vigil.store.snapshots import erase_entries, freeze, load_entries, total_size
+from vigil.timeutil import as_utc, iso, utcnow
+
+
+class _Refusal(Exception):
+    def __init__(self, dep: Deployment, why: str):
+        super().__init__(why)
+        self.dep_id, self.dep_name, self.why = dep.id, dep.name, why
+
+
+def start_deployment(vigil, actor: Actor, deployment_id) -> dict:
+    """Check every rule, freeze the watchlists, mark the deployment running. A refusal is
+    audited with its real reason."""
+    try:
+        with use_case(vigil, actor, "deployment.run") as uow:
+            dep = get_deployment(uow.session, deployment_id, for_update=True)
+            now = utcnow()
+            if transition(dep, "start") is None:
+                why = why_not(dep, "start")
+                if heartbeat_stale(dep, now):
+                    why += (f", but its runner has sent no heartbeat since {iso(dep.heartbeat_at or dep.started_at)}"
+                            f" (stop it with `vigil deployment stop {dep.id}`)")
+                raise _Refusal(dep, why)
+            if not dep.authorised_by:
+                raise _Refusal(dep, "it has not been authorised by a supervisor")
+            if as_utc(dep.window_start) and now < as_utc(dep.window_start):
+                raise _Refusal(dep, f"its window opens at {iso(dep.window_start)}")
+            if as_utc(dep.window_end) and now >= as_utc(dep.window_end):
+                raise _Refusal(dep, f"its window closed at {iso(dep.window_end)}")
+            snapshot_ids, notes, pack = [], [], None
+            for wid in dep.watchlist_ids:
+                coll = uow.session.get(Collection, wid)
+                if coll is None:
+                    raise _Refusal(dep, f"watchlist {wid} no longer exists")
+                if is_expired(coll):
+                    raise _Refusal(dep, f"watchlist {coll.name!r} has expired")
+                if not coll.authorised_by:
+                    if not dep.is_trial:
+                        raise _Refusal(dep, f"watchlist {coll.name!r} is not authorised (or changed since)")
+                    notes.append(f"trial with unauthorised watchlist {coll.name!r}")
+                pack = pack or coll.pack
+                snapshot_ids.append(freeze(vigil.store, uow.session, actor.username, coll, dep.id).id)
+            dep.snapshot_ids = snapshot_ids
+            dep.watchlist_size = total_size(uow.session, snapshot_ids)
+            dep.status, dep.started_at, dep.heartbeat_at, dep.stop_requested_by = "running", now, now, None
+            dep.record = {**(dep.record or {}), "notes": notes, "pack": pack}
+            uow.audit("deployment.started", "deployment", dep.id,
+                      {"snapshots": snapshot_ids, "watchlist_size": dep.watchlist_size, "notes": notes})
+            return describe(uow.session, dep)
+    except _Refusal as r:
+        refuse(vigil, actor, "deployment.refused", "deployment", r.dep_id, r.why, {"action": "start"},
+               message=f"deployment {r.dep_id} ({r.dep_name}) refused to start: {r.why}")
+
+
+def end_deployment(vigil, actor: Actor | str, deployment_id, summary: dict, because: str = "") -> dict:
+    """The run is over: counts stored, the frozen snapshot erased (retention), the record
+    written. A deployment already stopped from elsewhere keeps its state and gains the counts."""
+    with use_case(vigil, SYSTEM if isinstance(actor, str) else actor) as uow:
+        dep = get_deployment(uow.session, deployment_id, for_update=True)
+        dep.frames = int(summary.get("frames", 0))
+        dep.frames_dropped = int(summary.get("frames_dropped", 0))
+        dep.faces_seen = int(summary.get("faces_seen", 0))
+        dep.record = {**(dep.record or {}), "summary": {k: v for k, v in summary.items() if k != "type"}}
+        details = {"faces_seen": dep.faces_seen, "alerts": summary.get("alerts", 0), "frames": dep.frames}
+        if transition(dep, "end") is None:  # stopped (ended or failed) from another process meanwhile
+            uow.audit("deployment.run_summary_recorded", "deployment", dep.id, {**details, "status": dep.status})
+            return deployment_record(uow.session, dep)
+        because = because or (f"stop requested by {dep.stop_requested_by}" if dep.stop_requested_by else
+                              summary.get("stopped_because") or "its sources ended or its window closed")
+        removed = erase_entries(uow.session, dep.snapshot_ids) if vigil.settings.retention.snapshot_delete_on_end else 0
+        dep.status, dep.ended_at, dep.heartbeat_at = "ended", utcnow(), None
+        dep.record = {**dep.record, "ended_because": because}
+        uow.audit("deployment.ended", "deployment", dep.id,
+                  {**details, "because": because, "snapshot_entries_deleted": removed})
+        return deployment_record(uow.session, dep)
+
+
+def fail_deployment(vigil, actor: Actor, deployment_id, cause: str) -> dict:
+    """A running deployment that cannot go on: failed, its frozen snapshot (biometric copies)
+    erased at once whatever the retention setting, and the cause in the audit trail."""
+    with use_case(vigil, actor) as uow:
+        dep = get_deployment(uow.session, deployment_id, for_update=True)
+        if transition(dep, "fail") is None:
+            return describe(uow.session, dep)
+        removed = erase_entries(uow.session, dep.snapshot_ids)
+        dep.status, dep.ended_at, dep.heartbeat_at = "failed", utcnow(), None
+        dep.record = {**(dep.record or {}), "ended_because": cause}
+        uow.audit("deployment.failed", "deployment", dep.id, {"cause": cause, "snapshot_entries_deleted": removed})
+        return describe(uow.session, dep)
+
+
+def stop_deployment(vigil, actor: Actor, deployment_id, *, stop_local=None, wait_seconds: float = 20.0) -> dict:
+    """Stop a running deployment wherever it runs. ``stop_local(id) -> bool`` stops a runner in
+    this process (the server's); otherwise the request is recorded and the runner, wherever it
+    is, stops at its next heartbeat. A runner that no longer beats (its process died) is marked
+    failed here and now, its snapshot erased, the reason recorded."""
+    with use_case(vigil, actor, "deployment.run") as uow:
+        dep = get_deployment(uow.session, deployment_id, for_update=True)
+        dep_id, name = dep.id, dep.name
+        stale = heartbeat_stale(dep)
+        if dep.status == "running" and not stale:
+            dep.stop_requested_by = actor.username
+            uow.audit("deployment.stop_requested", "deployment", dep.id, {})
+    if dep.status in FINAL:  # stopping is idempotent: a run that is over stays as it ended
+        return {**_show(vigil, dep_id), "stop": f"nothing to stop: {why_not(dep, 'stop')}"}
+    if dep.status != "running":
+        refuse(vigil, actor, "deployment.refused", "deployment", dep_id, f"it has not started ({dep.status})",
+               {"action": "stop"},
+               message=f"deployment {dep_id} ({name}) cannot be stopped: it has not started "
+                       f"({dep.status}); cancel it instead")
+    if stale:
+        since = iso(dep.heartbeat_at or dep.started_at)
+        fail_deployment(vigil, actor, dep_id, f"stopped by {actor.username}: its runner has sent no heartbeat "
+                                              f"since {since} (its process died)")
+        return {**_show(vigil, dep_id), "stop": "marked failed: its runner was no longer running"}
+    if stop_local is not None and stop_local(dep_id):
+        return {**_show(vigil, dep_id), "stop": "stopped"}
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline:
+        shown = _show(vigil, dep_id)
+        if shown["status"] != "running":
+            return {**shown, "stop": "stopped"}
+        time.sleep(0.5)
+    return {**_show(vigil, dep_id), "stop": "requested: the runner stops at its next heartbeat"}
+
+
+def _show(vigil, dep_id: int) -> dict:
+    with vigil.store.session() as session:  # read only: the caller's permission was checked
+        dep = get_deployment(session, dep_id)
+        return {**describe(session, dep), "record": deployment_record(session, dep)}
+
+
+class StoreRecorder:
+    """The runtime's recorder: alerts and clips encrypted in the store, audited; heartbeats."""
+
+    def __init__(self, vigil, deployment_id: int, deployment_name: str):
+        self.vigil, self.deployment_id, self.deployment_name = vigil, deployment_id, deployment_name
+        self._watchlist_images: dict[str, bytes | None] = {}
+
+    def on_alert(self, ev: AlertEvidence) -> dict:
+        blobs = self.vigil.store.blobs
+        wl_image = self._watchlist_image(ev.entry)
+        with use_case(self.vigil, SYSTEM) as uow:
+            alert = Alert(deployment_id=self.deployment_id, created_at=utcnow(), camera=ev.camera,
+                          source_time=ev.source_time, track_id=ev.track_id, subject_id=ev.entry.subject_id,
+                          subject_name=ev.entry.name, category=ev.entry.category, watchlist_id=ev.entry.watchlist_id,
+                          score=ev.score, threshold=ev.threshold, fmr=ev.fmr,
+                          probe_blob_id=blobs.put(uow.session, "alert_probe", ev.probe_jpeg),
+                          frame_blob_id=blobs.put(uow.session, "alert_frame", ev.frame_jpeg),
+                          watchlist_blob_id=blobs.put(uow.session, "alert_watchlist_image", wl_image)
+                          if wl_image else None)
+            uow.session.add(alert)
+            uow.session.flush()
+            uow.audit("alert.raised", "alert", alert.id,
+                      {"deployment_id": self.deployment_id, "subject_id": ev.entry.subject_id,
+                       "score": round(ev.score, 4), "camera": ev.camera, "track_id": ev.track_id})
+            return alert_payload(alert, self.deployment_name)
+
+    def on_clip(self, alert_id: int, data: bytes, frames: int) -> None:
+        with use_case(self.vigil, SYSTEM) as uow:
+            alert = uow.session.get(Alert, alert_id)
+            if alert is None:
+                return
+            alert.clip_blob_id = self.vigil.store.blobs.put(uow.session, "alert_clip", data)
+            uow.audit("alert.clip_recorded", "alert", alert.id, {"frames": frames, "other_faces_blurred": True})
+
+    def heartbeat(self) -> bool:
+        with self.vigil.store.session() as session:  # no audit: a heartbeat is not an action
+            dep = session.get(Deployment, self.deployment_id)
+            if dep is None or dep.status != "running":
+                return False
+            dep.heartbeat_at = utcnow()
+            return not dep.stop_requested_by
+
+    def _watchlist_image(self, entry: WatchlistEntry) -> bytes | None:
+        if not entry.image_blob_id:
+            return None
+        if entry.image_blob_id not in self._watchlist_images:
+            try:
+                self._watchlist_images[entry.image_blob_id] = self.vigil.store.blobs.get(entry.image_blob_id)
+            except Exception:  # the image was erased meanwhile: the alert simply has no copy
+                self._watchlist_images[entry.image_blob_id] = None
+        return self._watchlist_images[entry.image_blob_id]
+
+
+class DeploymentRunner:
+    """Ties a running deployment to the live runtime. If the runtime cannot be built (a source
+    missing, a model failing to load) or the run crashes, the deployment is failed with the
+    cause and its snapshot erased; otherwise it ends when the run does."""
+
+    def __init__(self, vigil, actor: Actor, deployment_id, sinks: list[AlertSink], options: RunOptions):
+        self.vigil, self.actor, self.options = vigil, actor, options
+        with use_case(vigil, actor, "deployment.run") as uow:
+            dep = get_deployment(uow.session, deployment_id)
+            if dep.status != "running":
+                raise PolicyError(f"deployment {dep.id} ({dep.name}) cannot run: {why_not(dep, 'run')}"
+                                  if dep.status != "authorised" else
+                                  f"deployment {dep.id} ({dep.name}) has not been started")
+            self.deployment_id, name = dep.id, dep.name
+            pack = (dep.record or {}).get("pack")
+            if pack is None:
+                coll = uow.session.get(Collection, dep.watchlist_ids[0])
+                pack = coll.pack if coll is not None else None
+            frozen, vectors = load_entries(vigil.store, uow.session, dep.snapshot_ids)
+            sources, window_end = list(dep.sources), as_utc(dep.window_end)
+            rate, category_rates = dep.false_alert_rate, dict(dep.category_rates or {})
+        entries = [WatchlistEntry(e.subject_id, e.name, e.category, e.watchlist_id, e.image_blob_id) for e in frozen]
+        try:
+            engine = vigil.engine(pack)
+            shots = ShotEmbedder(engine.pack)
+            matcher = WatchlistMatcher(entries, vectors, engine.pack.calibration, false_alert_rate=rate,
+                                       category_rates=category_rates, split=shots.split)
+            with use_case(vigil, actor) as uow:
+                dep = get_deployment(uow.session, self.deployment_id)
+                dep.heartbeat_at = utcnow()
+                dep.record = {**(dep.record or {}), "thresholds": matcher.thresholds(), "model_id": engine.model_id,
+                              "entries": matcher.size, "heartbeat_every": options.heartbeat_every}
+            setup = RunSetup(self.deployment_id, name, sources, engine, matcher, shots, vigil.settings.live,
+                             vigil.settings.quality, window_end)
+            self.runtime = LiveRunner(setup, StoreRecorder(vigil, self.deployment_id, name), sinks, options)
+        except Exception as exc:
+            fail_deployment(vigil, actor, self.deployment_id, f"could not start: {exc}")
+            raise
+
+    # the runtime's parts, for the server's status page and the tests
+    worker = property(lambda self: self.runtime.worker)
+    pipelines = property(lambda self: self.runtime.pipelines)
+    readers = property(lambda self: self.runtime.readers)
+    alerts = property(lambda self: self.runtime.alerts)
+
+    def stop(self, because: str = "stopped") -> None:
+        self.runtime.stop(because)
+
+    def run(self) -> RunResult:
+        try:
+            result = self.runtime.run()
+        except BaseException as exc:  # a crash (or Ctrl-C twice) must not leave it "running"
+            fail_deployment(self.vigil, self.actor, self.deployment_id,
+                            f"the run crashed: {exc.__class__.__name__}: {exc}")
+            raise
+        summary = result.summary
+        if summary["all_cameras_failed"] and not summary["frames"]:
+            errors = "; ".join(f"{c['camera']}: {c['error']}" for c in summary["cameras"])
+            fail_deployment(self.vigil, self.actor, self.deployment_id, f"every camera failed: {errors}")
+        else:
+            end_deployment(self.vigil, self.actor, self.deployment_id, summary)
+        self.runtime.announce(summary)
+        return result
+
+
+def run_deployment(vigil, actor: Actor, deployment_id, sinks: list[AlertSink], options: RunOptions) -> RunResult:
+    return DeploymentRunner(vigil, actor, deployment_id, sinks, options).run()

@@ -1,0 +1,84 @@
+"""Frozen watchlists (persistence only): a deployment runs on a snapshot taken when it
+starts, so later edits to the watchlist never leak into a running deployment. The frozen
+entries are biometric copies, so they are erased as soon as the deployment stops running.
+
+Plain query functions that take a session; the use cases (who may freeze, when, the audit
+entry) live in ``vigil.services.live_runs``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import func, select
+
+from vigil.store.schema import Collection, FaceImage, Membership, Snapshot, SnapshotEntry, Subject, TemplateRow
+from vigil.store.store import snapshot_context, template_context
+from vigil.timeutil import utcnow
+
+
+@dataclass
+class FrozenEntry:
+    """One frozen watchlist entry, as the live matcher needs it (no vector: see ``load_entries``)."""
+
+    subject_id: str
+    name: str
+    category: str
+    watchlist_id: int
+    image_blob_id: str | None
+
+
+def freeze(store, session, actor_name: str, watchlist: Collection, deployment_id: int | None = None) -> Snapshot:
+    version = int(session.scalar(select(func.max(Snapshot.version)).where(Snapshot.watchlist_id == watchlist.id)) or 0) + 1
+    snap = Snapshot(watchlist_id=watchlist.id, version=version, model_id=watchlist.model_id, frozen_by=actor_name,
+                    deployment_id=deployment_id)
+    session.add(snap)
+    session.flush()
+    rows = session.execute(
+        select(TemplateRow, FaceImage.blob_id, Subject)
+        .join(FaceImage, FaceImage.id == TemplateRow.image_id)
+        .join(Subject, Subject.id == TemplateRow.subject_id)
+        .join(Membership, Membership.subject_id == Subject.id)
+        .where(Membership.collection_id == watchlist.id, TemplateRow.model_id == watchlist.model_id)
+        .order_by(Subject.id, TemplateRow.id)).all()
+    subjects = set()
+    for template, blob_id, subject in rows:
+        vector = store.open_vector(template.vector_enc, template_context(template.image_id, template.model_id))
+        entry = SnapshotEntry(snapshot_id=snap.id, subject_id=subject.id, display_name=subject.display_name,
+                              category=subject.category, image_blob_id=blob_id, vector_enc=b"")
+        session.add(entry)
+        session.flush()
+        entry.vector_enc = store.seal_vector(vector, snapshot_context(snap.id, entry.id))
+        subjects.add(subject.id)
+    snap.size = len(subjects)
+    return snap
+
+
+def load_entries(store, session, snapshot_ids: list[int]) -> tuple[list[FrozenEntry], np.ndarray]:
+    """The frozen entries of these snapshots and their vectors (decrypted, in memory only)."""
+    entries, vectors = [], []
+    for snap in session.scalars(select(Snapshot).where(Snapshot.id.in_(snapshot_ids or [])).order_by(Snapshot.id)):
+        for e in session.scalars(select(SnapshotEntry).where(SnapshotEntry.snapshot_id == snap.id)
+                                 .order_by(SnapshotEntry.id)):
+            entries.append(FrozenEntry(e.subject_id, e.display_name, e.category, snap.watchlist_id, e.image_blob_id))
+            vectors.append(store.open_vector(e.vector_enc, snapshot_context(snap.id, e.id)))
+    dim = vectors[0].shape[0] if vectors else 128
+    return entries, (np.stack(vectors) if vectors else np.zeros((0, dim), np.float32))
+
+
+def erase_entries(session, snapshot_ids: list[int]) -> int:
+    """Delete the frozen entries (alerts keep their own image copies); the snapshot row stays,
+    marked deleted, as the record that it existed."""
+    count = 0
+    for snap in session.scalars(select(Snapshot).where(Snapshot.id.in_(snapshot_ids or []))):
+        for entry in session.scalars(select(SnapshotEntry).where(SnapshotEntry.snapshot_id == snap.id)):
+            session.delete(entry)
+            count += 1
+        if snap.deleted_at is None:
+            snap.deleted_at = utcnow()
+    return count
+
+
+def total_size(session, snapshot_ids: list[int]) -> int:
+    return int(session.scalar(select(func.coalesce(func.sum(Snapshot.size), 0))
+                              .where(Snapshot.id.in_(snapshot_ids or []))))

@@ -1,0 +1,156 @@
+"""The deployment lifecycle as a state machine: failed starts erase their snapshot at once, a
+dead runner is found by its heartbeat and can be stopped from the CLI or the API, sources are
+checked at creation, refusals name the real reason, and plans can be cancelled."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.live.conftest import video, watchlist  # noqa: F401 (fixtures)
+from tests.live.test_deployments import make
+from tests.services.live_helpers import api_client, audit_entries, cli, deployment_row
+from tests.store.conftest import admin, vigil  # noqa: F401 (fixtures)
+from vigil.errors import PermissionDenied, PolicyError, VigilError
+from vigil.governance.permissions import Actor
+from vigil.services.deployments import (
+    FINAL, STATES, TRANSITIONS, authorise_deployment, cancel_deployment, list_deployments,
+)
+from vigil.services.live_runs import DeploymentRunner, RunOptions, end_deployment, start_deployment, stop_deployment
+from vigil.store.schema import Deployment
+from vigil.timeutil import utcnow
+
+
+def started(vigil, admin, video, **kw) -> int:
+    dep = make(vigil, admin, video, **kw)
+    authorise_deployment(vigil, admin, dep["id"])
+    start_deployment(vigil, admin, dep["id"])
+    return dep["id"]
+
+
+def test_the_transition_table_is_the_lifecycle():
+    assert {a for a, _ in TRANSITIONS} | set(TRANSITIONS.values()) <= set(STATES)
+    assert not [k for k in TRANSITIONS if k[0] in FINAL], "final states have no way out"
+    assert TRANSITIONS[("authorised", "start")] == "running"
+    assert {TRANSITIONS[("running", a)] for a in ("end", "fail")} == {"ended", "failed"}
+    assert ("running", "cancel") not in TRANSITIONS and ("draft", "start") not in TRANSITIONS
+
+
+def test_create_checks_each_camera_source(vigil, admin, watchlist, video, tmp_path):  # noqa: F811
+    with pytest.raises(VigilError, match="no such file or folder"):
+        make(vigil, admin, video, sources=[{"camera": "north", "source": str(tmp_path / "missing.mp4")}])
+    with vigil.store.session() as s:
+        assert s.scalar(select(func.count()).select_from(Deployment)) == 0  # nothing half-made
+    dep = make(vigil, admin, video, sources=[{"camera": "north", "source": str(video)},
+                                             {"camera": "gate", "source": "rtsp://10.0.0.7/stream1"}])
+    checks = {c["camera"]: c for c in dep["source_checks"]}
+    assert checks["north"]["checked"] is True
+    assert checks["gate"]["checked"] is False and "without connecting" in checks["gate"]["why"]
+
+
+def test_watch_with_a_missing_source_is_refused_clearly_and_leaves_nothing_running(vigil, admin, watchlist, home):  # noqa: F811
+    out = cli(home, "watch", "--watchlist", "wanted", "--source", "/nonexistent.mp4", "--json")
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert "/nonexistent.mp4: no such file or folder" in out.stderr + out.stdout
+    with vigil.store.session() as s:
+        assert s.scalar(select(func.count()).select_from(Deployment).where(Deployment.status == "running")) == 0
+
+
+def test_a_run_whose_camera_file_is_gone_fails_and_erases_its_snapshot(vigil, admin, watchlist, video, home):  # noqa: F811
+    dep = make(vigil, admin, video)
+    authorise_deployment(vigil, admin, dep["id"])
+    video.unlink()  # the file existed when the deployment was planned; it is gone when it runs
+    out = cli(home, "deployment", "run", str(dep["id"]), "--fast", "--json")
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert "video file not found" in out.stderr
+    row = deployment_row(vigil, dep["id"])
+    assert row["status"] == "failed" and row["snapshots"] == 1
+    assert row["snapshot_entries"] == 0 and row["snapshots_deleted"]  # the biometric copies went at once
+    failed = audit_entries(vigil, "deployment.failed", dep["id"])
+    assert len(failed) == 1 and "video file not found" in failed[0]["cause"]
+
+
+def test_starting_an_ended_deployment_is_refused_with_the_real_reason(vigil, admin, watchlist, video):  # noqa: F811
+    dep_id = started(vigil, admin, video)
+    end_deployment(vigil, admin, dep_id, {"frames": 0})
+    with pytest.raises(PolicyError, match="it has ended"):
+        start_deployment(vigil, admin, dep_id)
+    refusals = audit_entries(vigil, "deployment.refused", dep_id)
+    assert [r["why"] for r in refusals] == ["it has ended"]
+
+
+def _kill_heartbeat(vigil, dep_id):
+    """What a runner whose process died leaves behind: a heartbeat that stopped minutes ago."""
+    with vigil.store.session() as s:
+        s.get(Deployment, dep_id).heartbeat_at = utcnow() - timedelta(minutes=10)
+
+
+def test_a_dead_runner_is_detected_and_stopped_from_the_cli(vigil, admin, watchlist, video, home):  # noqa: F811
+    dep_id = started(vigil, admin, video)
+    _kill_heartbeat(vigil, dep_id)
+    listed = {d["id"]: d for d in list_deployments(vigil, admin)}
+    assert listed[dep_id]["status"] == "running" and listed[dep_id]["runner_stale"] is True
+    with pytest.raises(PolicyError, match="no heartbeat since"):  # a restart says what is wrong
+        start_deployment(vigil, admin, dep_id)
+    out = cli(home, "deployment", "stop", str(dep_id), "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["status"] == "failed"
+    row = deployment_row(vigil, dep_id)
+    assert row["status"] == "failed" and row["snapshot_entries"] == 0
+    assert "no heartbeat" in row["record"]["ended_because"]
+    assert "its process died" in audit_entries(vigil, "deployment.failed", dep_id)[0]["cause"]
+
+
+def test_the_api_stops_a_deployment_that_does_not_run_in_this_server(vigil, admin, watchlist, video, settings):  # noqa: F811
+    dep_id = started(vigil, admin, video)
+    _kill_heartbeat(vigil, dep_id)
+    client, headers = api_client(vigil, settings, admin, roles=("auditor",))
+    with client:
+        assert client.post(f"/api/deployments/{dep_id}/stop", headers=headers["auditor"]).status_code == 403
+        r = client.post(f"/api/deployments/{dep_id}/stop", headers=headers["admin"])
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "failed"
+    row = deployment_row(vigil, dep_id)
+    assert row["status"] == "failed" and row["snapshot_entries"] == 0
+
+
+def test_a_runner_elsewhere_stops_at_its_next_heartbeat(vigil, admin, watchlist, video):  # noqa: F811
+    dep_id = started(vigil, admin, video)
+    runner = DeploymentRunner(vigil, admin, dep_id, [], RunOptions(fast=False, heartbeat_every=0.2, max_seconds=60))
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(r=runner.run()), daemon=True)
+    thread.start()
+    supervisor = Actor("sam", "supervisor")
+    shown = stop_deployment(vigil, supervisor, dep_id, wait_seconds=30)  # no in-process handle: as from elsewhere
+    thread.join(timeout=30)
+    assert shown["status"] == "ended" and shown["stop"] == "stopped"
+    row = deployment_row(vigil, dep_id)
+    assert row["status"] == "ended" and row["record"]["ended_because"] == "stop requested by sam"
+    assert row["snapshot_entries"] == 0 and row["heartbeat_at"] is None
+    assert result["r"].summary["stopped_because"] == "a stop was requested"
+    assert audit_entries(vigil, "deployment.stop_requested", dep_id)[0]["actor"] == "sam"
+
+
+def test_plans_can_be_cancelled_by_a_supervisor_or_their_creator(vigil, admin, watchlist, video):  # noqa: F811
+    operator, other = Actor("olive", "operator"), Actor("oscar", "operator")
+    mine = make(vigil, operator, video)
+    with pytest.raises(PermissionDenied, match="only deployments they created"):
+        cancel_deployment(vigil, other, mine["id"])
+    assert cancel_deployment(vigil, operator, mine["id"], "plan withdrawn")["status"] == "cancelled"
+    with pytest.raises(PolicyError, match="it was cancelled"):
+        authorise_deployment(vigil, admin, mine["id"])
+    theirs = make(vigil, admin, video)
+    authorise_deployment(vigil, admin, theirs["id"])
+    assert cancel_deployment(vigil, Actor("sam", "supervisor"), theirs["id"])["status"] == "cancelled"
+    with pytest.raises(PolicyError, match="it was cancelled"):
+        start_deployment(vigil, admin, theirs["id"])
+    running = started(vigil, admin, video)
+    with pytest.raises(PolicyError, match="running"):
+        cancel_deployment(vigil, admin, running)
+    with pytest.raises(PermissionDenied):
+        cancel_deployment(vigil, Actor("ann", "auditor"), running)
+    assert [e["previous_status"] for e in audit_entries(vigil, "deployment.cancelled")] == ["draft", "authorised"]
