@@ -17,12 +17,14 @@ def demo(
     as_json: bool = JsonOpt,
 ) -> None:
     """Verify and identify, search a gallery, run a live deployment, then serve the console."""
-    from vigil.demo import run_demo
+    from vigil.cli.common_ctx import ctx
+    from vigil.services.demo import run_demo
 
     s = settings()
     if not as_json:
         console.print(f"[bold]Vigil demo[/] in {s.home}")
-    result = run_demo(s, show_progress=not as_json)
+    vigil, actor = ctx()
+    result = run_demo(vigil, actor, alert_sinks=[] if as_json else [_PrintSink()])
 
     def human(r):
         console.print("[bold]1. Verification[/] (SFace, threshold at a false match rate of 1 in 10,000)")
@@ -48,3 +50,15 @@ def demo(
 
         console.print(f"Console: [bold]http://127.0.0.1:{port}/[/]  (Ctrl-C to stop)")
         uvicorn.run(create_app(s), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+class _PrintSink:
+    """Prints each alert of the demo's live run as it happens."""
+
+    def send(self, payload: dict) -> None:
+        if payload.get("type") == "alert":
+            console.print(f"  [bold red]ALERT[/] {payload['name']} on {payload['camera']} at {payload['time']:.1f}s, "
+                          f"score {payload['score']:.3f}: awaiting an operator's decision")
+
+    def close(self) -> None:
+        pass
