@@ -44,7 +44,7 @@ def crowd(
     from vigil.engine.face_engine import FaceEngine
     from vigil.synth import CrowdOptions, generate_crowd
     from vigil.progress import progress_bar
-    from vigil.store.collections import check_category
+    from vigil.services.collections import check_category
 
     opts = CrowdOptions(out=out, truth=truth, people_dir=people, watchlist_size=watchlist_size, appear=appear,
                         others=others, width=width, height=height, fps=fps, seconds=seconds, min_face=min_face,
