@@ -62,10 +62,10 @@ def test_retention_purges_by_policy_and_reports_still_add_up(vigil, admin, watch
 def test_old_search_probes_are_purged(vigil, admin):
     from tests.conftest import demo_bytes
     from tests.store.test_enrol_search import make_gallery
-    from vigil.retro.search import SearchRequest, run_search
+    from vigil.services.search import run_search
 
-    coll = make_gallery(vigil, admin)
-    run_search(vigil, admin, SearchRequest(coll, "C", "r", 1), data=demo_bytes("obama.jpg"))
+    make_gallery(vigil, admin)
+    run_search(vigil, admin, "gallery", "custody", case_ref="C", reason="r", top=1, data=demo_bytes("obama.jpg"))
     with vigil.store.session() as s:
         s.execute(update(SearchRecord).values(created_at=utcnow() - timedelta(days=60)))
     assert run_retention(vigil, admin)["search_probes"] == 1
