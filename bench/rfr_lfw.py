@@ -31,10 +31,11 @@ from vigil.progress import progress_bar
 
 def run_pack(home: Path, root: Path, pack: str, *, raw_labels: bool = False) -> dict:
     from vigil.evaluation.lfw_data import LFW
-    from vigil.retro.enrolment import Enroller, EnrolItem
-    from vigil.retro.search import SearchRequest, run_search
+    from vigil.errors import NotFoundError
     from vigil.services import get_vigil
-    from vigil.store.collections import create_collection, get_collection
+    from vigil.services.collections import create_collection, show_collection
+    from vigil.services.enrolment import EnrolItem, enrol_files
+    from vigil.services.search import run_search
 
     vigil = get_vigil(Settings(home=home))
     actor = vigil.cli_actor()
@@ -42,25 +43,23 @@ def run_pack(home: Path, root: Path, pack: str, *, raw_labels: bool = False) -> 
     lfw = LFW(root)
     people = lfw.identities(clean=not raw_labels)
     name = f"lfw-{pack}" + ("-raw" if raw_labels else "")
-    with vigil.store.session() as s:
-        try:
-            coll = get_collection(s, "gallery", name)
-        except Exception:
-            coll = create_collection(s, vigil.store.audit, actor, "gallery", name, pack=pack, model_id=engine.model_id)
-    enroller = Enroller(vigil.store, engine, vigil.indexes, actor, coll, quality_gate=False)
+    try:
+        show_collection(vigil, actor, "gallery", name)
+    except NotFoundError:
+        create_collection(vigil, actor, "gallery", name, pack=pack)
     items = [(files[0], EnrolItem(str(files[0]), person)) for person, files in people.items()]
     t0 = time.perf_counter()
-    report = enroller.enrol_many(items)
+    report = enrol_files(vigil, actor, "gallery", name, items, quality_gate=False, with_outcomes=True)
     enrol_s = time.perf_counter() - t0
-    subject_of = {o.source: o.subject_id for o in report.outcomes}
+    subject_of = {o["source"]: o.get("subject_id") for o in report["outcomes"]}
     mate = {person: subject_of.get(str(files[0])) for person, files in people.items()}
     probes = [(person, files[1]) for person, files in people.items() if len(files) > 1]
     ranks, latencies, no_face = [], [], 0
     with progress_bar(f"Searching ({pack})", len(probes)) as advance:
         for person, path in probes:
             t1 = time.perf_counter()
-            result = run_search(vigil, actor, SearchRequest(coll, "BENCH-LFW", "benchmark of rank-1 accuracy", 10),
-                                path=path, keep_probe=False)
+            result = run_search(vigil, actor, "gallery", name, case_ref="BENCH-LFW",
+                                reason="benchmark of rank-1 accuracy", top=10, path=path, keep_probe=False)
             latencies.append(time.perf_counter() - t1)
             faces = result["faces"]
             if not faces:
@@ -77,10 +76,10 @@ def run_pack(home: Path, root: Path, pack: str, *, raw_labels: bool = False) -> 
     def rank_k(k):
         return sum(1 for r in ranks if r is not None and r <= k) / n
 
-    return {"pack": pack, "model_id": engine.model_id, "gallery_size": report.count("enrolled") + report.count("skipped"),
-            "gallery_rejected": len([o for o in report.outcomes if o.status == "rejected"]), "probes": n,
+    return {"pack": pack, "model_id": engine.model_id, "gallery_size": report["enrolled"] + report["skipped"],
+            "gallery_rejected": len(report["rejected"]), "probes": n,
             "probes_without_face": no_face, "rank1": rank_k(1), "rank5": rank_k(5), "rank10": rank_k(10),
-            "enrol_images_per_second": report.count("enrolled") / enrol_s if report.count("enrolled") else None,
+            "enrol_images_per_second": report["enrolled"] / enrol_s if report["enrolled"] else None,
             "search_latency_ms_p50": statistics.median(latencies) * 1000,
             "search_latency_ms_p95": sorted(latencies)[int(0.95 * (n - 1))] * 1000}
 

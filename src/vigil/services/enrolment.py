@@ -178,8 +178,9 @@ def enrol_image(vigil, actor: Actor, kind: str, name: str, data: bytes, item: En
 
 
 def enrol_files(vigil, actor: Actor, kind: str, name: str, items: list[tuple[Path, EnrolItem]], *,
-                quality_gate: bool = True, show_progress: bool = True) -> dict:
-    """Enrol many files (from a folder or a manifest), each image its own transaction."""
+                quality_gate: bool = True, show_progress: bool = True, with_outcomes: bool = False) -> dict:
+    """Enrol many files (from a folder or a manifest), each image its own transaction.
+    ``with_outcomes`` adds every item's outcome (``source``, ``status``, ``subject_id``)."""
     enrolment = _Enrolment(vigil, actor, kind, name, quality_gate)
     outcomes: list[EnrolOutcome] = []
     with progress_bar(f"Enrolling into {kind} {enrolment.name}", len(items), enabled=show_progress) as advance:
@@ -192,7 +193,10 @@ def enrol_files(vigil, actor: Actor, kind: str, name: str, items: list[tuple[Pat
                 outcomes.append(enrolment.enrol_bytes(data, item))
             advance()
     enrolment.save_index()
-    return _report(outcomes)
+    report = _report(outcomes)
+    if with_outcomes:
+        report["outcomes"] = [o.to_dict() for o in outcomes]
+    return report
 
 
 def preview_enrolment(vigil, actor: Actor, kind: str, name: str, data: bytes, filename: str) -> dict:
