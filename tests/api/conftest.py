@@ -42,9 +42,9 @@ def world(tmp_path_factory, model_cache):
     from vigil.governance.users import create_token, create_user
     from vigil.services.deployments import authorise_deployment, create_deployment
     from vigil.services.live_runs import DeploymentRunner, RunOptions, start_deployment
-    from vigil.retro.enrolment import Enroller, EnrolItem
+    from vigil.services.collections import authorise_watchlist, create_collection
+    from vigil.services.enrolment import EnrolItem, enrol_image
     from vigil.services import forget_contexts
-    from vigil.store.collections import authorise_watchlist, create_collection, get_collection
 
     forget_contexts()
     home = tmp_path_factory.mktemp("api-home")
@@ -58,18 +58,13 @@ def world(tmp_path_factory, model_cache):
         for role in ROLES:
             user, _ = create_user(s, f"{role}1", role, created_by="test", password=f"{role}-password-123")
             tokens[role] = create_token(s, user, "test")[1]
-    engine = vigil.engine()
-    with vigil.store.session() as s:
-        gallery = create_collection(s, vigil.store.audit, admin, "gallery", "custody", pack="sface",
-                                    model_id=engine.model_id)
-        watchlist = create_collection(s, vigil.store.audit, admin, "watchlist", "wanted", pack="sface",
-                                      model_id=engine.model_id, purpose="test", category="wanted")
-    for coll in (gallery, watchlist):
-        enroller = Enroller(vigil.store, engine, vigil.indexes, admin, coll)
-        obama = enroller.enrol_bytes(demo_bytes("obama.jpg"), EnrolItem("a", "Barack Obama"))
-        enroller.enrol_bytes(demo_bytes("biden.jpg"), EnrolItem("b", "Joe Biden"))
-    with vigil.store.session() as s:
-        authorise_watchlist(s, vigil.store.audit, admin, get_collection(s, "watchlist", "wanted"))
+    create_collection(vigil, admin, "gallery", "custody", pack="sface")
+    create_collection(vigil, admin, "watchlist", "wanted", pack="sface", purpose="test", category="wanted")
+    obama = {}  # one subject per collection: the gallery's is on no watchlist
+    for kind, name in (("gallery", "custody"), ("watchlist", "wanted")):
+        obama[kind] = enrol_image(vigil, admin, kind, name, demo_bytes("obama.jpg"), EnrolItem("a", "Barack Obama"))
+        enrol_image(vigil, admin, kind, name, demo_bytes("biden.jpg"), EnrolItem("b", "Joe Biden"))
+    authorise_watchlist(vigil, admin, "wanted")
     video = moving_face_video(home / "cam.mp4")
     dep = create_deployment(vigil, admin, name="world", location="test", sources=[{"camera": "c1", "source": str(video)}],
                             watchlists=["wanted"], window_start=None, window_end=None, legal_basis="test basis")
@@ -83,7 +78,8 @@ def world(tmp_path_factory, model_cache):
     assert result.alerts, "the world's deployment should raise an alert"
     client = TestClient(app)
     yield {"app": app, "client": client, "vigil": vigil, "tokens": tokens, "video": str(video),
-           "alert_id": result.alerts[0]["alert_id"], "deployment_id": dep["id"], "subject_id": obama.subject_id,
+           "alert_id": result.alerts[0]["alert_id"], "deployment_id": dep["id"],
+           "subject_id": obama["watchlist"]["subject_id"], "gallery_subject_id": obama["gallery"]["subject_id"],
            "home": home}
     client.close()
     forget_contexts()

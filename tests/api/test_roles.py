@@ -30,12 +30,14 @@ def api_routes(app):
 
 
 # The permission each route needs, declared here rather than read from the code under test;
-# None = any signed-in user. A route missing from this table fails the completeness check.
+# None = any signed-in user, a tuple = all of these. A route missing from this table fails the
+# completeness check.
 ROUTE_PERMISSIONS = {
-    ('DELETE', '/api/galleries/{name}'): 'gallery.manage',
+    # deleting a collection that holds subjects only it has erases them: the erasure permission too
+    ('DELETE', '/api/galleries/{name}'): ('gallery.manage', 'subject.delete'),
     ('DELETE', '/api/galleries/{name}/members/{subject_id}'): 'gallery.manage',
     ('DELETE', '/api/subjects/{subject_id}'): 'subject.delete',
-    ('DELETE', '/api/watchlists/{name}'): 'watchlist.manage',
+    ('DELETE', '/api/watchlists/{name}'): ('watchlist.manage', 'subject.delete'),
     ('DELETE', '/api/watchlists/{name}/members/{subject_id}'): 'watchlist.manage',
     ('GET', '/api/alerts'): 'alert.view',
     ('GET', '/api/alerts/stream'): 'alert.view',
@@ -48,7 +50,8 @@ ROUTE_PERMISSIONS = {
     ('GET', '/api/deployments/{dep_id}'): 'deployment.view',
     ('GET', '/api/galleries'): 'collection.view',
     ('GET', '/api/galleries/{name}'): 'collection.view',
-    ('GET', '/api/galleries/{name}/subjects'): 'collection.view',
+    # a gallery's member list shows who is held: subject.view (operators see deployed watchlists' only)
+    ('GET', '/api/galleries/{name}/subjects'): ('collection.view', 'subject.view'),
     ('GET', '/api/health'): None,
     ('GET', '/api/me'): None,
     ('GET', '/api/reports/annual/{year}'): 'report.view',
@@ -86,8 +89,10 @@ ROUTE_PERMISSIONS = {
 }
 
 
-def route_permission(method: str, path: str) -> str | None:
-    return ROUTE_PERMISSIONS[(method, path)]
+def route_permission(method: str, path: str) -> tuple[str, ...]:
+    """Every permission the route needs (empty: any signed-in user)."""
+    needed = ROUTE_PERMISSIONS[(method, path)]
+    return () if needed is None else (needed,) if isinstance(needed, str) else needed
 
 
 def _gallery(world, kind="galleries"):
@@ -148,8 +153,9 @@ CASES = {
         f"/api/galleries/{_gallery(w)}/members/{w['subject_id']}", {}),
     ("DELETE", "/api/watchlists/{name}/members/{subject_id}"): lambda w, r: (
         f"/api/watchlists/{_gallery(w, 'watchlists')}/members/{w['subject_id']}", {}),
-    ("DELETE", "/api/galleries/{name}"): lambda w, r: (f"/api/galleries/{_gallery(w)}", {"json": {"reason": "test"}}),
-    ("DELETE", "/api/watchlists/{name}"): lambda w, r: (f"/api/watchlists/{_gallery(w, 'watchlists')}",
+    ("DELETE", "/api/galleries/{name}"): lambda w, r: (f"/api/galleries/{_with_subject(w, 'galleries')}",
+                                                       {"json": {"reason": "test"}}),
+    ("DELETE", "/api/watchlists/{name}"): lambda w, r: (f"/api/watchlists/{_with_subject(w, 'watchlists')}",
                                                         {"json": {"reason": "test"}}),
     ("POST", "/api/galleries/{name}/enrol"): lambda w, r: (f"/api/galleries/{_gallery(w)}/enrol",
                                                           {"files": image_file(), "data": {"subject_name": "X Y"}}),
@@ -195,6 +201,15 @@ CASES = {
     ("POST", "/api/tokens/{token_id}/revoke"): lambda w, r: (f"/api/tokens/{_token_id(w, r if r else 'admin')}/revoke",
                                                             {}),
 }
+
+
+def _with_subject(world, kind):
+    """A new collection holding one subject enrolled only there (deleting it erases them)."""
+    name = _gallery(world, kind)
+    r = world["client"].post(f"/api/{kind}/{name}/enrol", files=image_file("biden.jpg"),
+                             data={"subject_name": "Joe Biden"}, headers=auth(world, "admin"))
+    assert r.status_code == 201, r.text
+    return name
 
 
 def _erasable(world):
@@ -254,7 +269,7 @@ def test_role_matrix(world):
         for role in ROLES:
             url, kwargs = CASES[(method, path)](world, role)
             r = client.request(method, url, headers=auth(world, role), **kwargs)
-            expected_ok = permission is None or allowed(role, permission)
+            expected_ok = all(allowed(role, p) for p in permission)
             checked += 1
             if expected_ok and not r.status_code < 300:
                 failures.append(f"{role} {method} {path} -> {r.status_code} {r.text[:160]}")
