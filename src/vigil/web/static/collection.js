@@ -160,10 +160,16 @@ if (enrolForm && can(manage)) {
     checked = null;
     if (previewUrl) URL.revokeObjectURL(previewUrl);
     previewUrl = null;
+    // The server says which watchlists this enrolment de-authorised and why (a gallery
+    // enrolment can change a watchlist too, when the subject is on one).
+    const withdrawn = result.authorisation_withdrawn || [];
     fill(qualityEl, h("h3", {}, "Quality check"),
-      h("p", { class: "notice notice-ok" }, `${subjectName}: ${result.status} (subject ${result.subject_id}).`,
-        kind === "watchlist" ? " The watchlist changed, so it needs authorising again." : ""));
-    announce(`${subjectName} ${result.status}.`);
+      h("p", { class: "notice notice-ok" }, `${subjectName}: ${result.status} (subject ${result.subject_id}).`),
+      ...withdrawn.map((w) => h("p", { class: "notice notice-warn", role: "status" },
+        `Authorisation withdrawn from watchlist ${w.watchlist}: ${w.because}. `
+        + "A supervisor must authorise it again before a deployment can use it.")));
+    announce(`${subjectName} ${result.status}.`
+      + (withdrawn.length ? ` Authorisation withdrawn from ${withdrawn.map((w) => w.watchlist).join(", ")}.` : ""));
     await Promise.all([loadSummary(), loadSubjects()]);
     // The submit button is re-enabled by the form helper; keep it off until the next check.
     setTimeout(() => { submit.disabled = true; }, 0);
