@@ -105,3 +105,31 @@ def test_calibrate_writes_a_site_table_the_pack_then_prefers(home, tmp_path):
     pack.reload_calibration()
     assert pack.calibration.source == "site" and pack.calibration.dataset == "site test images"
     pack.reload_calibration()
+    # regression: the command used to rewrite the table with no audit entry (its helper imported
+    # a module that does not exist and gave up silently). Read back as a new process would.
+    from sqlalchemy import select
+
+    from vigil.services import forget_contexts, get_vigil
+    from vigil.store.schema import AuditEntry
+
+    forget_contexts()
+    with get_vigil(get_settings()).store.session() as s:
+        [entry] = s.scalars(select(AuditEntry).where(AuditEntry.action == "calibration.rebuilt"))
+        details = json.loads(entry.details)
+    assert details["new_sha256"] == data["new_sha256"] and details["old_source"] == "shipped"
+    assert details["data"] == str(folder.resolve()) and details["model_id"] == "sface-2021dec-fp32-flip"
+    forget_contexts()
+
+
+def test_models_add_and_list_through_the_cli(home, tmp_path):
+    from tests.engine import tiny_onnx
+
+    model = tmp_path / "site.onnx"
+    model.write_bytes(tiny_onnx.recogniser(metadata={"input_mean": 127.5, "input_std": 127.5}))
+    added = run_json(["models", "add", str(model), "--name", "site1", "--licence", "vendor contract 7"])
+    assert added["normalisation_from"] == "metadata" and added["status"] == "registered"
+    rows = {r["pack"]: r for r in run_json(["models"])}
+    assert rows["site1"]["licence"] == "vendor contract 7" and rows["site1"]["sha256"] == added["source_sha256"]
+    assert rows["faceplugin"]["available"] is False and "vigil models install faceplugin" in rows["faceplugin"]["note"]
+    bad = runner.invoke(app, ["models", "add", str(model), "--name", "site1", "--json"])
+    assert bad.exit_code != 0 and "already registered" in str(bad.exception)

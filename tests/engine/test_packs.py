@@ -97,3 +97,84 @@ def test_custom_pack_needs_a_model_path(tmp_path):
         build_pack("custom", Settings(home=tmp_path))
     with pytest.raises(ModelError, match="unknown pack"):
         build_pack("nonsense", Settings(home=tmp_path))
+
+
+# --------------------------------------------------------------------------- registered models as packs
+@pytest.fixture()
+def tiny_registered(tmp_path, model_cache):
+    """A home with a tiny generated recogniser registered as 'tiny' (stands in for a licensed model)."""
+    from tests.engine import tiny_onnx
+    from vigil.config import Settings
+    from vigil.engine.model_install import prepare
+
+    home = tmp_path / "h"
+    home.mkdir()
+    (home / "models").symlink_to(model_cache, target_is_directory=True)
+    prepare(tiny_onnx.recogniser(), "tiny", mean=127.5, std=127.5).publish(home)
+    return Settings(home=home)
+
+
+def test_a_registered_model_is_a_pack_by_name(tiny_registered):
+    from vigil.engine.face_engine import FaceEngine
+    from vigil.engine.packs import check_live_pack, pack_for_model_id
+
+    engine = FaceEngine.from_settings(tiny_registered, "tiny")
+    found = engine.primary(img("obama.jpg"))
+    assert found.vector.shape == (64,) and abs(np.linalg.norm(found.vector) - 1) < 1e-5
+    assert engine.model_id.startswith("tiny@") and engine.model_id.endswith("-flip")
+    check_live_pack("tiny")  # YuNet-detected ArcFace-style: live-capable
+    assert pack_for_model_id(engine.model_id, tiny_registered).name == "tiny"
+    with pytest.raises(ModelError, match="vigil calibrate"):
+        engine.pack.calibration
+
+
+def test_any_two_models_fuse_and_the_template_is_the_weighted_sum(tiny_registered):
+    from vigil.engine.face_engine import FaceEngine
+    from vigil.engine.fusion import split
+    from vigil.engine.packs import check_live_pack, fused_weight
+
+    fused = FaceEngine.from_settings(tiny_registered, "fusion:sface+tiny")
+    assert fused.pack.dim == 128 + 64 and fused.pack.embedder.weight == 0.5
+    assert fused_weight("sface", "tiny", tiny_registered.home)["source"] == "default"
+    a, b = fused.primary(img("obama.jpg")).vector, fused.primary(img("obama_speech.jpg")).vector
+    sa, ta = split(a, 128, 0.5)
+    sb, tb = split(b, 128, 0.5)
+    assert float(a @ b) == pytest.approx(0.5 * float(sa[0] @ sb[0]) + 0.5 * float(ta[0] @ tb[0]), abs=1e-5)
+    tiny = FaceEngine.from_settings(tiny_registered, "tiny")
+    assert float(ta[0] @ tb[0]) == pytest.approx(
+        float(tiny.primary(img("obama.jpg")).vector @ tiny.primary(img("obama_speech.jpg")).vector), abs=1e-4)
+    with pytest.raises(ModelError, match="stills only"):
+        check_live_pack("fusion:sface+tiny")
+
+
+def test_a_site_fitted_fusion_weight_is_used(tiny_registered):
+    from vigil.engine.packs import build_pack
+
+    (tiny_registered.home / "calibration").mkdir()
+    (tiny_registered.home / "calibration" / "fusion_weight_sface+tiny.json").write_text(
+        json.dumps({"weight": 0.8, "fitted_on": "site pairs"}))
+    pack = build_pack("fusion:sface+tiny", tiny_registered)
+    assert pack.embedder.weight == 0.8 and "w0.800" in pack.model_id
+
+
+@pytest.mark.parametrize("name, message", [
+    ("fusion:sface", "two different models"),
+    ("fusion:sface+sface", "two different models"),
+    ("fusion:sface+nothing", "unknown model 'nothing'"),
+    ("faceplugin", "vigil models install faceplugin"),
+    ("nothing", "unknown pack"),
+])
+def test_unknown_or_malformed_packs_are_clear_errors(tiny_registered, name, message):
+    from vigil.engine.packs import build_pack
+
+    with pytest.raises(ModelError, match=message):
+        build_pack(name, tiny_registered)
+
+
+def test_the_fusion_pack_is_unchanged():
+    from vigil.engine.packs import check_live_pack, fusion_weight
+
+    check_live_pack("fusion")
+    assert 0 < fusion_weight()["weight"] < 1
+    with pytest.raises(ModelError):
+        check_live_pack("dlib")

@@ -1,4 +1,4 @@
-"""Engine commands: verify, detect, calibrate, models."""
+"""Engine commands: verify, detect (stateless), and calibrate, models (services: audited)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def register(app: typer.Typer) -> None:
     app.command()(verify)
     app.command()(detect)
     app.command()(calibrate)
-    app.command()(models)
+    app.add_typer(models_app, name="models")
 
 
 def verify(
@@ -79,69 +79,89 @@ def detect(
 
 def calibrate(
     data: Path = typer.Option(..., "--data", help="Folder with one sub-folder of images per person."),
-    pack: str = PackOpt,
+    model: str = typer.Option(None, "--model", "--pack", help="Registered model or pack (default: the default pack)."),
     out: Path = typer.Option(None, "--out", help="Write the table here instead of the site calibration folder."),
     dataset: str = typer.Option(None, "--dataset", help="Description of the data recorded in the table."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Rebuild the score-to-false-match-rate table from a site's own labelled images."""
-    from vigil.engine.calibration import calibration_filename, site_calibration_dir
-    from vigil.engine.face_engine import FaceEngine
-    from vigil.evaluation.calibrate import calibrate_folder
+    """Rebuild a model's score-to-false-match-rate table from a site's own labelled images
+    (administrators; audited with the old and new table's SHA-256)."""
+    from vigil.cli.common_ctx import ctx
+    from vigil.services.models import calibrate_model
 
-    s = settings()
-    engine = FaceEngine.from_settings(s, pack)
-    cal, stats = calibrate_folder(engine, data, dataset, show_progress=not as_json)
-    target = out or site_calibration_dir(s.home) / calibration_filename(engine.model_id)
-    cal.save(target)
-    engine.pack.reload_calibration()
-    _audit_config_change(s, "calibration.rebuilt", {"model_id": engine.model_id, "path": str(target), **stats})
-    summary = {"path": str(target), "model_id": cal.model_id, "impostor_pairs": cal.impostor_pairs,
-               "genuine_pairs": cal.genuine_pairs, "threshold_at_fmr_1e-4": cal.threshold_for(1e-4),
-               "min_fmr": cal.min_fmr, **stats}
+    vigil, actor = ctx()
+    summary = calibrate_model(vigil, actor, model, data, dataset=dataset, out=out, show_progress=not as_json)
     emit(summary, as_json, lambda d: console.print(
         f"Calibration for {d['model_id']} written to {d['path']}: {d['impostor_pairs']:,} impostor pairs, "
         f"threshold at FMR 1e-4 = {d['threshold_at_fmr_1e-4']:.3f}, smallest supported FMR {d['min_fmr']:.1e}"))
 
 
-def _audit_config_change(s, action: str, details: dict) -> None:
-    try:
-        from vigil.governance.audit_hooks import record_system_event
-    except ModuleNotFoundError:
+models_app = typer.Typer(help="Model packs and recognisers: list, register a site's model, install a known one.",
+                         no_args_is_help=False)
+
+
+@models_app.callback(invoke_without_command=True)
+def models(context: typer.Context, as_json: bool = JsonOpt) -> None:
+    """List model packs and registered models: availability, licence, SHA-256, calibration."""
+    if context.invoked_subcommand is not None:
         return
-    record_system_event(s, action, details)
+    from vigil.cli.common_ctx import ctx
+    from vigil.services.models import list_models
 
-
-def models(as_json: bool = JsonOpt) -> None:
-    """List model packs, whether they are installed, and their calibration."""
-    from vigil.engine.packs import LIVE_PACKS, PACK_NAMES, get_pack
-    from vigil.errors import VigilError
-
-    s = settings()
-    rows = []
-    for name in PACK_NAMES:
-        row = {"pack": name, "available": False, "live": name in LIVE_PACKS}
-        try:
-            pack = get_pack(name, s)
-            row.update(available=True, model_id=pack.model_id, dim=pack.dim)
-            try:
-                cal = pack.calibration
-                row.update({"calibration": cal.source, "calibration_dataset": cal.dataset,
-                            "threshold_at_fmr_1e-4": round(cal.threshold_for(1e-4), 4)})
-            except VigilError as exc:
-                row.update(calibration=None, note=str(exc))
-        except VigilError as exc:
-            row["note"] = str(exc)
-        rows.append(row)
+    vigil, actor = ctx()
+    rows = list_models(vigil, actor)
 
     def human(rs):
         table = Table(title="Model packs")
-        for col in ("pack", "model", "calibration", "thr@1e-4", "live", "note"):
+        for col in ("pack", "model", "calibration", "thr@1e-4", "live", "licence", "sha256", "note"):
             table.add_column(col)
         for r in rs:
             table.add_row(r["pack"], r.get("model_id", "-"), str(r.get("calibration") or "-"),
                           str(r.get("threshold_at_fmr_1e-4", "-")), "yes" if r["live"] else "stills only",
-                          r.get("note", ""))
+                          r.get("licence", ""), (r.get("sha256") or "")[:16], r.get("note", ""))
         console.print(table)
 
     emit(rows, as_json, human)
+
+
+@models_app.command("add")
+def models_add(
+    file: Path = typer.Argument(..., help="An ArcFace-style ONNX recogniser (N x 3 x 112 x 112 in, embedding out)."),
+    name: str = typer.Option(..., "--name", help="Pack name to use it by (--pack NAME)."),
+    licence: str = typer.Option("", "--licence", help="The licence the site holds for it."),
+    source: str = typer.Option("", "--source", help="Where it came from (URL)."),
+    mean: float = typer.Option(None, "--mean", help="Input mean, when the model's metadata does not say."),
+    std: float = typer.Option(None, "--std", help="Input standard deviation, likewise."),
+    bgr: bool = typer.Option(False, "--bgr", help="The model takes BGR (default RGB)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Register a site's recogniser: checked, repaired for batching, copied (0600), audited."""
+    from vigil.cli.common_ctx import ctx
+    from vigil.services.models import register_model
+
+    vigil, actor = ctx()
+    result = register_model(vigil, actor, file, name, licence=licence, source=source, mean=mean, std=std,
+                            rgb=not bgr)
+    emit(result, as_json, _said_registered)
+
+
+@models_app.command("install")
+def models_install(
+    name: str = typer.Argument(..., help="A model Vigil knows: faceplugin."),
+    source: str = typer.Option(None, "--from", help="A mirror URL, file:// URL or local file (e.g. from npm pack) "
+                               "instead of the publisher's pinned URL; the SHA-256 is checked all the same."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Fetch a known model by pinned URL and SHA-256, repair it and register it."""
+    from vigil.cli.common_ctx import ctx
+    from vigil.services.models import install_model
+
+    vigil, actor = ctx()
+    emit(install_model(vigil, actor, name, source), as_json, _said_registered)
+
+
+def _said_registered(d: dict) -> None:
+    console.print(f"{d['name']}: {d['status']} (SHA-256 {d['source_sha256'][:16]}..., {d['dim']}-d, "
+                  f"mean {d['input_mean']} std {d['input_std']} from {d['normalisation_from']}"
+                  f"{', one face per run' if d['per_face'] else ''}). Use it with --pack {d['name']}; "
+                  f"calibrate it with: vigil calibrate --model {d['name']} --data DIR")

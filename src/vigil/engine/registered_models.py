@@ -111,13 +111,18 @@ class Prepared:
     spec: RecogniserSpec
     data: bytes
 
-    def publish(self, home: Path) -> list[Path]:
+    def publish(self, home: Path, written: list[Path] | None = None) -> list[Path]:
+        """Write the model and its manifest; each path is appended to ``written`` as soon as
+        it exists, so a failure half-way can still be withdrawn."""
+        written = [] if written is None else written
         folder = registry_dir(home)
         model = folder / self.spec.file
         manifest = folder / f"{self.spec.name}.json"
+        written.append(model)
         atomic_write(model, self.data, mode=FILE_MODE)
+        written.append(manifest)
         atomic_write(manifest, json.dumps(self.spec.to_dict(), indent=1) + "\n", mode=FILE_MODE)
-        return [model, manifest]
+        return written
 
 
 def withdraw(paths: list[Path]) -> None:

@@ -47,6 +47,7 @@ PERMISSIONS: dict[str, set[str]] = {
     "user.manage": {"admin"},
     "token.manage_own": {"admin", "supervisor", "operator", "investigator", "auditor"},
     "system.admin": {"admin"},  # keys, backup/restore, db copy, reindex, retention, calibration
+    "model.manage": {"admin"},  # register/install recognisers, rebuild calibration tables (thresholds)
 }
 
 

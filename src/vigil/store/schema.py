@@ -316,3 +316,23 @@ class AuditEntry(Base):
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
     signature: Mapped[str] = mapped_column(String(64))
+
+
+# --------------------------------------------------------------------------- models
+class ModelRecord(Base):
+    """A recogniser brought in by a site (``vigil models add``) or installed from its publisher
+    (``vigil models install``): who, when, what file (SHA-256) under which licence. The model
+    file and its manifest live in the data directory's ``model_registry/``."""
+
+    __tablename__ = "models"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(20), unique=True)
+    kind: Mapped[str] = mapped_column(String(12), default="registered")  # registered | installed
+    source_sha256: Mapped[str] = mapped_column(String(64))
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    dim: Mapped[int] = mapped_column(Integer)
+    spec: Mapped[dict] = mapped_column(JSON, default=dict)  # the manifest as published
+    licence: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(Text, default="")
+    registered_by: Mapped[str] = mapped_column(String(80), default="")
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
