@@ -104,8 +104,12 @@ function renderActions(d) {
     parts.push(h("p", {}, "Waiting for a supervisor to authorise this deployment."));
   }
   if (d.status === "authorised" && can("deployment.run")) parts.push(startForm());
-  if (running && liveHere && can("deployment.run")) parts.push(stopForm());
-  if (running && !liveHere) parts.push(h("p", {}, "Running outside this server (for example with vigil watch)."));
+  if (running && !liveHere) {
+    parts.push(h("p", {}, d.runner_stale
+      ? "Its runner has stopped sending heartbeats (its process died): stopping marks it failed and erases its snapshot."
+      : "Running outside this server (for example with vigil watch): it stops at its next heartbeat."));
+  }
+  if (running && can("deployment.run")) parts.push(stopForm());
   if (d.status === "ended" && can("deployment.record")) parts.push(outcomesForm(d.record));
   if (!parts.length) parts.push(h("p", { class: "empty" }, "No actions for your role at this stage."));
   fill(actionsEl, h("div", { class: "actions" }, parts));
