@@ -42,14 +42,3 @@ def actor_from_bearer(vigil, token: str, via: str = "api") -> Actor:
     """For the console's pages: the actor behind a cookie or Bearer token (raises on failure)."""
     return actor_from_credential(vigil, token, via)
 
-
-def permission(name: str):  # TRANSITIONAL: remove once routes_live and routes_store call services
-    """A dependency that returns the actor if the role allows ``name`` (else 403)."""
-    from vigil.services.unit import require
-
-    def check(actor: Actor = Depends(current_actor)) -> Actor:
-        require(actor, name)
-        return actor
-
-    check.permission = name  # type: ignore[attr-defined]
-    return check
