@@ -28,3 +28,30 @@ def test_identification_and_fairness_json_contracts(home, tiny_lfw, tmp_path):  
     assert again == ident  # same seed, same data: the same JSON
     fair = _json(["eval", "fairness", "--data", str(tiny_lfw), "--seed", "0", "--bootstrap", "50"])
     assert "worst_to_best_fmr_ratio" in fair and "groups" in fair
+
+
+
+def _main(args, monkeypatch, capsys) -> tuple[int, str]:
+    """The real entry point (``vigil ...``): exit code and everything printed."""
+    import pytest
+
+    from vigil.cli import main
+
+    monkeypatch.setattr("sys.argv", ["vigil", *args])
+    with pytest.raises(SystemExit) as ended:
+        main()
+    out = capsys.readouterr()
+    return ended.value.code, out.out + out.err
+
+
+def test_held_out_options_on_too_little_data_are_a_clear_error_not_a_traceback(home, tiny_lfw, monkeypatch,  # noqa: F811
+                                                                               capsys):
+    """Two people cannot give a cohort, a calibration half and a test half: say so (this was an
+    IndexError traceback)."""
+    for extra in (["--score-norm", "symmetric"], ["--references", "2"], ["--heldout"]):
+        code, said = _main(["eval", "identification", "--data", str(tiny_lfw), "--watchlist-size", "1",
+                            "--splits", "2", *extra], monkeypatch, capsys)
+        assert code not in (0, None) and "Traceback" not in said, said
+        assert "held-out" in said and "enrolable people" in said, said
+    code, said = _main(["eval", "identification", "--data", str(tiny_lfw), "--score-norm", "zz"], monkeypatch, capsys)
+    assert code not in (0, None) and "Traceback" not in said and "symmetric" in said, said

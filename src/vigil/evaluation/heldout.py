@@ -47,6 +47,17 @@ class Variant:
     top_k: int = 100
     cohort_people: int = 1000
 
+    def __post_init__(self):
+        from vigil.engine.score_norm import MODES
+        from vigil.evaluation.multiref import RULES
+
+        if self.score_norm is not None and self.score_norm not in MODES:
+            raise VigilError(f"--score-norm must be none, {' or '.join(MODES)}; got {self.score_norm!r}")
+        if self.rule not in RULES:
+            raise VigilError(f"--reference-rule must be {' or '.join(RULES)}; got {self.rule!r}")
+        if not 1 <= self.references <= 3:
+            raise VigilError("--references must be 1, 2 or 3")
+
     def describe(self) -> dict:
         return asdict(self)
 
@@ -100,6 +111,18 @@ def partition(data: EvalData, seed: int) -> np.ndarray:
     order = rng_for(seed, "heldout-partition").permutation(len(data.people))
     half[order[len(order) // 2:]] = 1
     return half
+
+
+def check_feasible(data: EvalData, half: np.ndarray, size: int, variant: Variant) -> None:
+    """Each half must hold a watchlist of ``size`` people, and a cohort and calibration people besides."""
+    images_of = data.images_of()
+    enrolable = np.array([bool(data.gate_passed[ix].any()) for ix in images_of])
+    for fold in (0, 1):
+        have = int((enrolable & (half == fold)).sum())
+        if have < max(size, 4):
+            raise VigilError(f"the held-out protocol splits the people in two halves; a half has {have} enrolable "
+                             f"people, too few for a watchlist of {size} (or for a cohort and calibration "
+                             f"people, which need at least 4)")
 
 
 def calibrate(data: EvalData, variant: Variant, people: np.ndarray, seed: int, fold: int,
@@ -193,6 +216,7 @@ def evaluate_heldout(data: EvalData, variant: Variant, *, size: int = 1000, seed
     model_id, weights, first = data.model_id, [], data
 
     half = partition(data, seed)
+    check_feasible(data, half, size, variant)
     per_fold = [splits // 2 + (splits % 2 if f == 0 else 0) for f in (0, 1)]
     all_splits, results, calibrations = [], [], []
     with progress_bar("Held-out calibration and searches", splits + 2, enabled=show_progress) as advance:
