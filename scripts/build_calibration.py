@@ -10,6 +10,15 @@ should rebuild the table on their own labelled images with ``vigil calibrate --d
 
 ``--cache FILE.npz`` keeps the extracted templates so a rerun (or the fusion-weight script)
 need not extract them again.
+
+Any pack by name works: ``--pack faceplugin`` (after ``vigil models install faceplugin``), or
+a fused pair ``--pack fusion:sface+faceplugin``. For a fused pair the weight is fitted as
+``scripts/fit_fusion.py`` fits the shipped ``fusion`` pack's (logistic regression on LFW
+pairsDevTrain only) from each model's own templates (``--cache-dir`` keeps one file per
+model, ``lfw_<model>.npz``, shared with single-model runs), then written as
+``fusion_weight_A+B.json`` beside the fused model's table. Tables of models a site may not
+redistribute (a licensed model) belong in ``--out-dir $VIGIL_HOME/calibration``, never in
+the repository.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +34,11 @@ import numpy as np
 from vigil.config import Settings
 from vigil.engine.calibration import calibration_filename
 from vigil.engine.face_engine import FaceEngine
+from vigil.engine.fusion import combine, fit_weight
+from vigil.engine.packs import FUSED_PREFIX
 from vigil.evaluation.calibrate import calibrate_templates, labelled_images
 from vigil.evaluation.extract import extract
+from vigil.evaluation.lfw_data import LFW
 
 SHIPPED = Path(__file__).resolve().parents[1] / "src" / "vigil" / "engine" / "calibration"
 
@@ -45,13 +58,53 @@ def lfw_templates(engine: FaceEngine, data: Path, cache: Path | None):
     return ext.vectors, ext.found, ids, paths
 
 
+def fused(args) -> dict:
+    """Fit ``fusion:A+B``'s weight on pairsDevTrain and build the fused model's table."""
+    first, second = args.pack[len(FUSED_PREFIX):].split("+")
+    settings = Settings()
+    parts = {}
+    for name in (first, second):
+        engine = FaceEngine.from_settings(settings, name)
+        cache = args.cache_dir / f"lfw_{name}.npz" if args.cache_dir else None
+        if cache:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+        parts[name] = (engine.model_id, *lfw_templates(engine, args.data, cache))
+    (id_a, a, found_a, ids, paths), (id_b, b, found_b, _, _) = parts[first], parts[second]
+    found = found_a & found_b
+    row = {p.name: i for i, p in enumerate(paths)}
+    lfw = LFW(args.data)
+    dev = lfw.pairs("pairsDevTrain.txt")
+    ia = np.array([row[lfw.path(*p.a).name] for p in dev])
+    ib = np.array([row[lfw.path(*p.b).name] for p in dev])
+    labels = np.array([p.genuine for p in dev])
+    score = lambda v: np.where(found[ia] & found[ib], np.einsum("ij,ij->i", v[ia], v[ib]), -1.0)  # noqa: E731
+    weight = round(fit_weight(score(a), score(b), labels), 4)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    (args.out_dir / f"fusion_weight_{first}+{second}.json").write_text(json.dumps({
+        "weight": weight, "fitted_on": f"LFW pairsDevTrain.txt ({len(dev)} pairs)",
+        "method": f"logistic regression of genuine vs impostor on ({first} cosine, {second} cosine)",
+        "models": [id_a, id_b], "created": datetime.now(UTC).strftime("%Y-%m-%d")}, indent=1) + "\n")
+    model_id = f"fusion[{id_a}+{id_b}]w{weight:.3f}"
+    cal = calibrate_templates(model_id, combine(a, b, weight)[found], [i for i, k in zip(ids, found) if k],
+                              f"LFW-a (grayscale, pre-aligned): {int(found.sum())} of {len(paths)} images; every "
+                              "pair of different people is an impostor comparison")
+    target = args.out_dir / calibration_filename(model_id)
+    cal.save(target)
+    return {"path": str(target), "weight": weight, "model_id": model_id, "impostor_pairs": cal.impostor_pairs,
+            "threshold_at_1e-4": cal.threshold_for(1e-4), "threshold_at_1e-6": cal.threshold_for(1e-6)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="LFW root (holding lfw/ and pairs.txt)")
     parser.add_argument("--pack", default="sface")
     parser.add_argument("--cache", type=Path)
+    parser.add_argument("--cache-dir", type=Path, help="per-model template caches (fused packs)")
     parser.add_argument("--out-dir", type=Path, default=SHIPPED)
     args = parser.parse_args(argv)
+    if args.pack.startswith(FUSED_PREFIX):
+        print(json.dumps(fused(args)))
+        return 0
     engine = FaceEngine.from_settings(Settings(), args.pack)
     vectors, found, ids, paths = lfw_templates(engine, args.data, args.cache)
     kept_ids = [i for i, k in zip(ids, found) if k]
