@@ -164,3 +164,17 @@ def test_a_registered_model_is_calibrated_and_then_verifies(vigil, admin, settin
     engine.pack.reload_calibration()
     verdict = engine.verify(decode_image(demo_bytes("obama.jpg")), decode_image(demo_bytes("obama_speech.jpg")))
     assert verdict.model_id == result["model_id"] and engine.pack.calibration.source == "site"
+    # usable by name for a gallery: enrol and search through the ordinary services
+    from vigil.retro.manifests import EnrolItem
+    from vigil.services.collections import create_collection
+    from vigil.services.enrolment import enrol_image
+    from vigil.services.search import run_search
+
+    vigil = _fresh(settings)
+    create_collection(vigil, admin, "gallery", "site-gallery", pack="sitemodel")
+    enrol_image(vigil, admin, "gallery", "site-gallery", demo_bytes("obama.jpg"), EnrolItem("a", "Barack Obama"))
+    enrol_image(vigil, admin, "gallery", "site-gallery", demo_bytes("biden.jpg"), EnrolItem("b", "Joe Biden"))
+    found = run_search(vigil, admin, "gallery", "site-gallery", case_ref="C-1", reason="test",
+                       data=demo_bytes("obama_speech.jpg"))
+    assert found["model_id"] == result["model_id"] and found["gallery_templates"] == 2
+    assert len(found["faces"][0]["candidates"]) == 2
