@@ -104,9 +104,11 @@ def evaluate_lfw(engine: FaceEngine, data: Path, *, show_progress: bool = True, 
         result["fusion_weights_per_fold"] = weights
         result["fusion_accuracy_per_fold"] = per_fold
         result["fusion_weight_shipped"] = embedder.weight
+        # "fusion" is SFace + dlib; "fusion:A+B" names its two models
+        first, second = engine.pack.name.split(":", 1)[1].split("+") if ":" in engine.pack.name else ("sface", "dlib")
         result["component_accuracy"] = {
-            "sface": kfold_accuracy(sa, labels, folds)[0],
-            "dlib": kfold_accuracy(sb, labels, folds)[0],
+            first: kfold_accuracy(sa, labels, folds)[0],
+            second: kfold_accuracy(sb, labels, folds)[0],
         }
     else:
         scores = pair_scores(ext.vectors, ext.found, index, pairs)
