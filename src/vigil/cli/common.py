@@ -15,7 +15,8 @@ console = Console()
 err_console = Console(stderr=True)
 
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON instead of text.")
-PackOpt = typer.Option(None, "--pack", help="Model pack: sface (default), dlib, fusion or custom.")
+PackOpt = typer.Option(None, "--pack", help="Model pack: sface (default), dlib, fusion, custom, faceplugin, "
+                       "a model registered with 'vigil models add', or fusion:A+B (see 'vigil models').")
 
 
 def settings() -> Settings:
