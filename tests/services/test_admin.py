@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from tests.conftest import demo_bytes
 from tests.store.conftest import vectors_of
+from tests.store.test_postgres import pg_url  # noqa: F401 (fixture: a private schema per test)
 from vigil.config import Settings
 from vigil.errors import PermissionDenied, VigilError
 from vigil.retro.manifests import EnrolItem
@@ -210,3 +211,28 @@ def test_db_copy_needs_admin_and_is_recorded(vigil, admin, settings, tmp_path):
     details = json.loads(entry.details)
     assert entry.object_id == target and details["audit_head"] == result["audit_head"]
     assert details["schema_revision"]
+
+
+@pytest.mark.postgres
+def test_restore_into_postgresql_with_force_keeps_the_schema_and_records_it(vigil, admin, settings, tmp_path,
+                                                                            pg_url):
+    """A forced restore into a server database that already holds a store: its rows are
+    replaced, its schema revision kept (emptying alembic_version broke the next upgrade)."""
+    _enrol_two(vigil, admin)
+    out = admin_service.backup(vigil, admin, tmp_path / "bk")
+    server_home = tmp_path / "server-home"
+    _copy_keys(settings.home, server_home)
+    target = Settings(home=server_home, database_url=pg_url)
+    forget_contexts()
+    on_server = get_vigil(target)
+    create_collection(on_server, on_server.cli_actor(), "gallery", "to be replaced")
+    result = admin_service.restore(on_server, on_server.cli_actor(), tmp_path / "bk", force=True)
+    assert result["sha256"] == out["sha256"]
+    log = _entries(target)
+    assert log[-1].action == "system.restored" and log[-1].seq == out["audit_head"]["seq"] + 1
+    assert [e.object_id for e in log if e.action == "gallery.created"] != []  # the backup's gallery
+    assert _verify(target)["ok"]
+    restored = get_vigil(target)
+    with restored.store.session() as s:
+        assert s.scalar(select(func.count()).select_from(Subject)) == 2
+    forget_contexts()

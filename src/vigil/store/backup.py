@@ -226,6 +226,9 @@ def restore(settings, source: Path, *, force: bool = False) -> dict:
             work = Path(scratch) / "vigil.db"
             with _read_only(source / "vigil.db") as src, closing(sqlite3.connect(work)) as dst:
                 src.backup(dst)
+            scratch_engine = make_engine(f"sqlite:///{work}")
+            upgrade(scratch_engine)  # an older backup gains the current schema before its rows are copied
+            scratch_engine.dispose()
             copy_database(f"sqlite:///{work}", target_url)
     for folder in ("blobs", "index"):
         if (source / folder).is_dir():
@@ -247,12 +250,15 @@ def restore(settings, source: Path, *, force: bool = False) -> dict:
 
 
 def _empty(url: str) -> None:
+    """Delete every row of a server database before a restore, but keep its schema revision
+    (emptying ``alembic_version`` too would make the next upgrade recreate existing tables)."""
     engine = make_engine(url)
     meta = MetaData()
     meta.reflect(engine)
     with engine.begin() as conn:
         for table in reversed(meta.sorted_tables):
-            conn.execute(Table(table.name, meta).delete())
+            if table.name != "alembic_version":
+                conn.execute(Table(table.name, meta).delete())
     engine.dispose()
 
 
