@@ -13,6 +13,7 @@ from sqlalchemy import select
 from tests.conftest import demo_bytes
 from tests.engine import tiny_onnx
 from tests.store.conftest import admin, variant, vigil  # noqa: F401  (shared fixtures)
+from tests.store.test_postgres import pg_url  # noqa: F401  (fixture: a schema of its own)
 from vigil.config import Settings
 from vigil.engine import model_install
 from vigil.engine import registered_models as registry
@@ -178,3 +179,19 @@ def test_a_registered_model_is_calibrated_and_then_verifies(vigil, admin, settin
                        data=demo_bytes("obama_speech.jpg"))
     assert found["model_id"] == result["model_id"] and found["gallery_templates"] == 2
     assert len(found["faces"][0]["candidates"]) == 2
+
+
+@pytest.mark.postgres
+def test_the_model_registry_on_postgresql(home, pg_url, monkeypatch, tmp_path):
+    """Migration 0005 on PostgreSQL: a registration and its audit entry, read back fresh."""
+    monkeypatch.setenv("VIGIL_DATABASE_URL", pg_url)
+    settings = Settings(home=home, database_url=pg_url)
+    vigil = _fresh(settings)
+    assert vigil.store.engine.dialect.name == "postgresql"
+    file = tmp_path / "m.onnx"
+    file.write_bytes(tiny_onnx.recogniser())
+    model_service.register_model(vigil, vigil.cli_actor(), file, "pgmodel", licence="L", mean=127.5, std=127.5)
+    [record] = _records(settings)
+    assert record.name == "pgmodel" and record.spec["dim"] == 64
+    assert _entries(settings, "model.registered")[0]["licence"] == "L"
+    forget_contexts()
