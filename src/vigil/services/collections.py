@@ -118,9 +118,9 @@ def delete_collection(vigil, actor: Actor, kind: str, name: str, reason: str) ->
     """Delete a collection. Subjects enrolled only through it are erased with it, which needs
     the erasure permission (``subject.delete``) as well; subjects that also belong elsewhere
     only lose this membership."""
-    if not (reason or "").strip():
-        raise VigilError("deleting needs a reason (--reason)")
     with use_case(vigil, actor, manage_permission(kind)) as uow:
+        if not (reason or "").strip():
+            raise VigilError("deleting needs a reason (--reason)")
         session = uow.session
         coll = repo.get_collection(session, kind, name)
         members = repo.member_ids(session, coll.id)

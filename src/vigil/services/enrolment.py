@@ -172,9 +172,10 @@ class _Enrolment:
 def enrol_image(vigil, actor: Actor, kind: str, name: str, data: bytes, item: EnrolItem, *,
                 quality_gate: bool = True) -> dict:
     """Enrol one image (bytes already read). ``status`` says enrolled, skipped or rejected."""
+    enrolment = _Enrolment(vigil, actor, kind, name, quality_gate)  # checks the permission first
     if not (item.name.strip() or item.subject_id):
         raise VigilError("a subject name (or an existing subject id) is required")
-    return _Enrolment(vigil, actor, kind, name, quality_gate).enrol_bytes(data, item).to_dict()
+    return enrolment.enrol_bytes(data, item).to_dict()
 
 
 def enrol_files(vigil, actor: Actor, kind: str, name: str, items: list[tuple[Path, EnrolItem]], *,

@@ -47,9 +47,9 @@ def subject_face_jpeg(vigil, actor: Actor, subject_id: str) -> bytes:
 
 def erase_subject(vigil, actor: Actor, subject_id: str, reason: str) -> dict:
     """Erase a subject everywhere (images, templates, index entries, snapshot entries)."""
-    if not (reason or "").strip():
-        raise VigilError("erasure needs a reason (--reason)")
     with use_case(vigil, actor, "subject.delete") as uow:
+        if not (reason or "").strip():
+            raise VigilError("erasure needs a reason (--reason)")
         get_subject(uow.session, subject_id)
         withdrawn = withdraw_for_subjects(uow, [subject_id], f"subject {subject_id} erased")
         summary = erase_subject_rows(uow.session, vigil.store.blobs, subject_id)
