@@ -178,3 +178,16 @@ def test_the_fusion_pack_is_unchanged():
     assert 0 < fusion_weight()["weight"] < 1
     with pytest.raises(ModelError):
         check_live_pack("dlib")
+
+
+def test_a_registered_model_embeds_live_shots(tiny_registered):
+    """Live-capable: the live pipeline's shot embedder takes it as it takes SFace."""
+    from vigil.engine.align import align_face
+    from vigil.engine.face_engine import FaceEngine
+    from vigil.live.shot_embedding import ShotEmbedder
+
+    engine = FaceEngine.from_settings(tiny_registered, "tiny")
+    frame = img("obama_and_biden.jpg")
+    faces = engine.detect(frame, still=False)
+    shots = ShotEmbedder(engine.pack).embed(frame, faces, [align_face(frame, f.landmarks) for f in faces])
+    assert len(shots) == 2 and all(s.primary.shape == (64,) and s.chip is None for s in shots)
