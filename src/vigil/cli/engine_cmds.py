@@ -112,14 +112,19 @@ def models(context: typer.Context, as_json: bool = JsonOpt) -> None:
     rows = list_models(vigil, actor)
 
     def human(rs):
+        from rich.markup import escape  # fused model ids hold [brackets]
+
         table = Table(title="Model packs")
-        for col in ("pack", "model", "calibration", "thr@1e-4", "live", "licence", "sha256", "note"):
+        for col in ("pack", "model", "calibration", "thr@1e-4", "live", "licence", "sha256"):
             table.add_column(col)
         for r in rs:
-            table.add_row(r["pack"], r.get("model_id", "-"), str(r.get("calibration") or "-"),
+            table.add_row(r["pack"], escape(r.get("model_id", "-")), str(r.get("calibration") or "-"),
                           str(r.get("threshold_at_fmr_1e-4", "-")), "yes" if r["live"] else "stills only",
-                          r.get("licence", ""), (r.get("sha256") or "")[:16], r.get("note", ""))
+                          escape(r.get("licence", "")), (r.get("sha256") or "")[:12])
         console.print(table)
+        for r in rs:
+            if r.get("note"):
+                console.print(escape(f"{r['pack']}: {r['note']}"), highlight=False)
 
     emit(rows, as_json, human)
 

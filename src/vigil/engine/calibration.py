@@ -115,7 +115,8 @@ def load_calibration(model_id: str, site_dir: Path | None = None, explicit: Path
     if path is not None:
         return Calibration.from_dict(json.loads(path.read_text()), source=source)
     raise ModelError(
-        f"no calibration table for model {model_id!r}: run 'vigil calibrate --data DIR' on labelled images"
+        f"no calibration table for model {model_id!r}: run 'vigil calibrate --model PACK --data DIR' on "
+        "labelled images"
     )
 
 
