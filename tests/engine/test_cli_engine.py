@@ -133,3 +133,16 @@ def test_models_add_and_list_through_the_cli(home, tmp_path):
     assert rows["faceplugin"]["available"] is False and "vigil models install faceplugin" in rows["faceplugin"]["note"]
     bad = runner.invoke(app, ["models", "add", str(model), "--name", "site1", "--json"])
     assert bad.exit_code != 0 and "already registered" in str(bad.exception)
+
+
+def test_models_install_refuses_a_file_that_is_not_the_pinned_one(home, tmp_path):
+    """A tarball whose fr_feature.onnx is not faceplugin's: a clear error, nothing installed."""
+    from tests.engine import tiny_onnx
+
+    tgz = tiny_onnx.npm_tarball(tmp_path / "fake.tgz", "package/model/fr_feature.onnx", tiny_onnx.recogniser())
+    proc = subprocess.run([sys.executable, "-m", "vigil", "models", "install", "faceplugin", "--from", tgz.as_uri(),
+                           "--json"], capture_output=True, text=True,
+                          env={"VIGIL_HOME": str(home), "PATH": "/usr/bin"})
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "is not the pinned" in json.loads(proc.stdout.strip().splitlines()[-1])["error"]
+    assert not (home / "model_registry").exists()
