@@ -54,6 +54,7 @@ ROUTE_PERMISSIONS = {
     ('GET', '/api/galleries/{name}/subjects'): ('collection.view', 'subject.view'),
     ('GET', '/api/health'): None,
     ('GET', '/api/me'): None,
+    ('GET', '/api/me/sessions'): None,
     ('GET', '/api/reports/annual/{year}'): 'report.view',
     ('GET', '/api/reports/deployments/{dep_id}'): 'report.view',
     ('GET', '/api/subjects/{subject_id}'): 'subject.view',
@@ -81,6 +82,9 @@ ROUTE_PERMISSIONS = {
     ('POST', '/api/tokens/{token_id}/revoke'): 'token.manage_own',
     ('POST', '/api/users'): 'user.manage',
     ('POST', '/api/users/{username}/disable'): 'user.manage',
+    ('POST', '/api/users/{username}/enable'): 'user.manage',
+    ('POST', '/api/users/{username}/reset-password'): 'user.manage',
+    ('POST', '/api/users/{username}/role'): 'user.manage',
     ('POST', '/api/watchlists'): 'watchlist.manage',
     ('POST', '/api/watchlists/{name}/authorise'): 'watchlist.authorise',
     ('POST', '/api/watchlists/{name}/enrol'): 'watchlist.manage',
@@ -132,6 +136,7 @@ def image_file(name="obama.jpg"):
 # method, path -> function(world, role) returning (url, request kwargs)
 CASES = {
     ("GET", "/api/me"): lambda w, r: ("/api/me", {}),
+    ("GET", "/api/me/sessions"): lambda w, r: ("/api/me/sessions", {}),
     ("POST", "/api/me/tokens"): lambda w, r: ("/api/me/tokens", {"json": {"name": "x"}}),
     ("GET", "/api/galleries"): lambda w, r: ("/api/galleries", {}),
     ("GET", "/api/watchlists"): lambda w, r: ("/api/watchlists", {}),
@@ -198,6 +203,10 @@ CASES = {
     ("GET", "/api/users"): lambda w, r: ("/api/users", {}),
     ("POST", "/api/users"): lambda w, r: ("/api/users", {"json": {"username": unique("u"), "role": "operator"}}),
     ("POST", "/api/users/{username}/disable"): lambda w, r: (f"/api/users/{_user(w)}/disable", {}),
+    ("POST", "/api/users/{username}/enable"): lambda w, r: (f"/api/users/{_user(w)}/enable", {}),
+    ("POST", "/api/users/{username}/reset-password"): lambda w, r: (f"/api/users/{_user(w)}/reset-password", {}),
+    ("POST", "/api/users/{username}/role"): lambda w, r: (f"/api/users/{_user(w)}/role",
+                                                          {"json": {"role": "operator"}}),
     ("POST", "/api/tokens/{token_id}/revoke"): lambda w, r: (f"/api/tokens/{_token_id(w, r if r else 'admin')}/revoke",
                                                             {}),
 }

@@ -10,8 +10,8 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 
 from tests.live.conftest import two_people_video, watchlist  # noqa: F401 (fixture)
-from vigil.governance.reports import annual_report, deployment_report, render
-from vigil.governance.retention import run_retention
+from vigil.services.reports import annual_report, deployment_report, render
+from vigil.services.retention import run_retention
 from vigil.services.alerts import decide
 from vigil.services.deployments import authorise_deployment, create_deployment
 from vigil.services.live_runs import DeploymentRunner, RunOptions, start_deployment

@@ -6,8 +6,14 @@ from vigil.cli.common import settings
 
 
 def ctx():
-    """(Vigil context, acting user). Initialises a fresh data directory on first use."""
-    from vigil.services import get_vigil
+    """(Vigil context, acting user). Initialises a fresh data directory on first use.
 
-    vigil = get_vigil(settings())
-    return vigil, vigil.cli_actor()
+    The acting user is ``VIGIL_TOKEN``'s, read from this invocation's settings (a context is
+    shared by every command on the same data directory within a process), else the Vigil user
+    mapped to the operating-system account the process runs as."""
+    from vigil.services import get_vigil
+    from vigil.services.accounts import cli_actor
+
+    current = settings()
+    vigil = get_vigil(current)
+    return vigil, cli_actor(vigil, current.token)

@@ -20,10 +20,15 @@ from vigil.store.schema import User
 from vigil.timeutil import iso, utcnow
 
 
-def cli_actor(vigil) -> Actor:
+_FROM_SETTINGS = object()
+
+
+def cli_actor(vigil, token=_FROM_SETTINGS) -> Actor:
     """The CLI's identity: ``VIGIL_TOKEN`` if given, else the Vigil user mapped to the
-    operating-system account this process runs as (the kernel's uid, not LOGNAME/USER)."""
-    token = vigil.settings.token
+    operating-system account this process runs as (the kernel's uid, not LOGNAME/USER).
+    ``token`` (default: the context's settings) lets a caller whose settings were read anew
+    (contexts are cached per data directory) pass the token it was given."""
+    token = vigil.settings.token if token is _FROM_SETTINGS else token
     if token:
         return authenticate(vigil, token, via="cli").actor
     name = users.os_username()
