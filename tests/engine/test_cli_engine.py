@@ -146,3 +146,14 @@ def test_models_install_refuses_a_file_that_is_not_the_pinned_one(home, tmp_path
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "is not the pinned" in json.loads(proc.stdout.strip().splitlines()[-1])["error"]
     assert not (home / "model_registry").exists()
+
+
+def test_eval_lfw_with_a_fused_pair_of_any_two_models(home, tiny_lfw, tmp_path):
+    from tests.engine import tiny_onnx
+
+    model = tmp_path / "site.onnx"
+    model.write_bytes(tiny_onnx.recogniser())
+    run_json(["models", "add", str(model), "--name", "site1", "--mean", "127.5", "--std", "127.5"])
+    data = run_json(["eval", "lfw", "--data", str(tiny_lfw), "--pack", "fusion:sface+site1"])
+    assert data["pack"] == "fusion:sface+site1" and set(data["component_accuracy"]) == {"sface", "site1"}
+    assert len(data["fusion_weights_per_fold"]) == 10 and data["fusion_weight_shipped"] == 0.5
