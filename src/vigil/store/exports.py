@@ -28,10 +28,3 @@ def add_export_record(session: Session, actor_name: str, kind: str, path: Path, 
     session.flush()
     return row
 
-
-def record_export(store, session: Session, actor, kind: str, path: Path, details: dict) -> ExportRecord:
-    """TRANSITIONAL, for callers not yet converted to ``vigil.services.exports.record_export``:
-    goes when ``store.audit`` does."""
-    row = add_export_record(session, actor.username, kind, path, details)
-    store.audit.record(session, actor, "export.written", kind, row.id, {"path": str(path), **details})
-    return row
