@@ -15,13 +15,13 @@ from vigil.config import Settings
 def audited(vigil, admin):
     with vigil.store.session() as s:
         for i in range(8):
-            vigil.store.audit.record(s, admin, "test.event", "thing", i, {"n": i})
+            vigil.audit.record(s, admin, "test.event", "thing", i, {"n": i})
     return vigil
 
 
 def _verify(vigil):
     with vigil.store.session() as s:
-        return vigil.store.audit.verify(s)
+        return vigil.audit.verify(s)
 
 
 def _db(vigil):
@@ -100,9 +100,9 @@ def test_deleting_the_head_file_is_caught(audited):
 
 def test_details_never_hold_biometrics_or_secrets(vigil, admin):
     with vigil.store.session() as s, pytest.raises(ValueError, match="biometric"):
-        vigil.store.audit.record(s, admin, "x", details={"vector": [0.1, 0.2]})
+        vigil.audit.record(s, admin, "x", details={"vector": [0.1, 0.2]})
     with vigil.store.session() as s, pytest.raises(ValueError):
-        vigil.store.audit.record(s, admin, "x", details={"password": "hunter2"})
+        vigil.audit.record(s, admin, "x", details={"password": "hunter2"})
 
 
 def test_cli_audit_verify_json_and_exit_status(audited, home, tmp_path):

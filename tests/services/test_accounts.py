@@ -139,6 +139,16 @@ def test_the_console_cookie_is_ended_by_logout_too(app, olive):
     assert replay.get("/api/me").status_code == 401
 
 
+def test_the_console_log_out_button_ends_the_server_side_session(app, olive):
+    browser = TestClient(app)
+    assert login(browser).status_code == 200
+    cookie = browser.cookies.get("vigil_session")
+    assert browser.post("/logout", follow_redirects=False).status_code == 303
+    replay = TestClient(app)
+    replay.cookies.set("vigil_session", cookie)
+    assert replay.get("/api/me").status_code == 401
+
+
 def test_cli_password_reset_ends_every_session_and_token(vigil, app, client, olive, admin):  # noqa: F811
     from typer.testing import CliRunner
 

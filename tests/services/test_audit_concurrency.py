@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from tests.services.test_accounts import PASSWORD, app, client, olive  # noqa: F401  (fixtures)
 from tests.store.conftest import admin, vigil  # noqa: F401  (shared fixtures)
+from tests.store.test_postgres import pg_url  # noqa: F401  (fixture)
 from vigil.store.schema import AuditEntry
 
 
@@ -122,3 +123,32 @@ def test_the_head_file_is_written_safely_by_several_processes(vigil):  # noqa: F
     head = audit.read_head()
     assert head["seq"] == 1061 and audit.key.sign(f"head:1061:{head['hash']}") == head["mac"]
     assert not list(audit.head_path.parent.glob("*.tmp"))
+
+
+def test_parallel_logins_on_postgresql(home, pg_url):
+    """The same on PostgreSQL (advisory lock), where the server is configured."""
+    from vigil.config import Settings
+    from vigil.server import create_app
+    from vigil.services import forget_contexts
+    from vigil.services.accounts import add_user
+
+    forget_contexts()
+    try:
+        server = create_app(Settings(home=home, database_url=pg_url), retention_every=None)
+        vigil = server.state.vigil
+        add_user(vigil, vigil.cli_actor(), "olive", "operator", password=PASSWORD)
+
+        def attempt(i: int) -> int:
+            data = {"username": "olive", "password": PASSWORD if i % 4 else "wrong-pass-123"}
+            with TestClient(server, raise_server_exceptions=False) as c:
+                return c.post("/api/token", data=data).status_code
+
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            statuses = list(pool.map(attempt, range(24)))
+        assert not [s for s in statuses if s >= 500], statuses
+        with vigil.store.session() as s:
+            verdict = vigil.audit.verify(s)
+            seqs = list(s.scalars(select(AuditEntry.seq).order_by(AuditEntry.seq)))
+        assert verdict["ok"] and seqs == list(range(1, len(seqs) + 1))
+    finally:
+        forget_contexts()

@@ -12,7 +12,7 @@ from fastapi.security import OAuth2PasswordBearer
 
 from vigil.errors import AuthenticationError
 from vigil.services import Actor
-from vigil.services.authentication import Credentials, actor_from_credential, authenticate
+from vigil.services.authentication import Credentials, authenticate
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/token", auto_error=False)
 COOKIE = "vigil_session"
@@ -36,9 +36,3 @@ def current_credentials(request: Request, token: str | None = Depends(oauth2)) -
 def current_actor(credentials: Credentials = Depends(current_credentials)) -> Actor:
     """The calling user (authentication only: the service called next checks the permission)."""
     return credentials.actor
-
-
-def actor_from_bearer(vigil, token: str, via: str = "api") -> Actor:
-    """For the console's pages: the actor behind a cookie or Bearer token (raises on failure)."""
-    return actor_from_credential(vigil, token, via)
-

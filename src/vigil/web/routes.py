@@ -18,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 from vigil import __version__
 from vigil.errors import VigilError
 from vigil.services import Actor
-from vigil.services.authentication import actor_from_credential
+from vigil.services.authentication import actor_from_credential, logout
 from vigil.services.collections import CATEGORIES, permissions_of
 
 HERE = Path(__file__).resolve().parent
@@ -139,7 +139,8 @@ def login_page(request: Request, next: str = "/"):
 
 
 @router.post("/logout")
-def logout_page():
+def logout_page(request: Request):
+    logout(request.app.state.vigil, request.cookies.get(COOKIE))  # ends the server-side session too
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE)
     return _headers(response)
