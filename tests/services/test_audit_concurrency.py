@@ -26,8 +26,8 @@ def test_fifty_parallel_logins_give_no_server_error_and_a_gapless_chain(vigil, a
     def attempt(i: int) -> int:
         good = i % 5 != 0  # 40 right passwords for olive, 10 wrong ones for names that do not exist
         data = {"username": "olive" if good else f"nobody{i}", "password": PASSWORD if good else "wrong-pass-123"}
-        with TestClient(app, raise_server_exceptions=False) as c:
-            return c.post("/api/token", data=data).status_code
+        c = TestClient(app, raise_server_exceptions=False)  # no lifespan: requests only
+        return c.post("/api/token", data=data).status_code
 
     with ThreadPoolExecutor(max_workers=25) as pool:
         statuses = list(pool.map(attempt, range(50)))
@@ -51,9 +51,9 @@ def test_parallel_refusals_of_a_locked_account_are_all_audited(vigil, app, olive
         TestClient(app).post("/api/token", data={"username": "olive", "password": "wrong-pass-123"})
 
     def attempt(_):
-        with TestClient(app, raise_server_exceptions=False) as c:
-            r = c.post("/api/token", data={"username": "olive", "password": PASSWORD})
-            return r.status_code, r.text
+        r = TestClient(app, raise_server_exceptions=False).post(
+            "/api/token", data={"username": "olive", "password": PASSWORD})
+        return r.status_code, r.text
 
     with ThreadPoolExecutor(max_workers=25) as pool:
         answers = list(pool.map(attempt, range(40)))
@@ -140,8 +140,7 @@ def test_parallel_logins_on_postgresql(home, pg_url):
 
         def attempt(i: int) -> int:
             data = {"username": "olive", "password": PASSWORD if i % 4 else "wrong-pass-123"}
-            with TestClient(server, raise_server_exceptions=False) as c:
-                return c.post("/api/token", data=data).status_code
+            return TestClient(server, raise_server_exceptions=False).post("/api/token", data=data).status_code
 
         with ThreadPoolExecutor(max_workers=12) as pool:
             statuses = list(pool.map(attempt, range(24)))
