@@ -86,3 +86,21 @@ def test_same_seed_same_result_and_bad_rules_are_clear():
         evaluate_heldout(d, v, size=50, splits=2, show_progress=False)
     with pytest.raises(ValueError, match="rule"):
         EntryScorer(d, np.array([[0]]), "median")
+
+
+def test_missed_alerts_per_sex_with_identity_bootstrap_intervals():
+    from vigil.evaluation.heldout_groups import by_sex
+
+    person = np.repeat(np.arange(80), 4)  # 80 people, 4 probes each; even people women
+    sex = np.where(person % 2 == 0, "female", "male").astype(object)
+    d = EvalData(names=[f"i{i}" for i in range(len(person))], person=person, people=[f"p{k}" for k in range(80)],
+                 vectors=np.zeros((len(person), 2)), found=np.ones(len(person), bool),
+                 gate_passed=np.ones(len(person), bool), gate_reasons=[[] for _ in person], sex=sex)
+    images = np.arange(len(person))
+    missed = np.where(sex == "female", np.arange(len(person)) % 4 < 2, np.arange(len(person)) % 4 < 1)
+    r = by_sex(d, images, missed, np.array([0, 1, 4]), images, replicates=300)  # person 0 twice, person 1
+    f, m = r["groups"]["female"], r["groups"]["male"]
+    assert f["fnir"] == 0.5 and m["fnir"] == 0.25 and f["people"] == m["people"] == 40
+    assert r["fnir_ratio_female_to_male"]["value"] == 2.0
+    assert f["fnir_ci95"] == [0.5, 0.5]  # every woman misses exactly half: no spread over identities
+    assert f["false_alerts"] == 2 and m["false_alerts"] == 1 and "too few" in r["false_alert_ratio"]

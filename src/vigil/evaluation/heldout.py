@@ -239,6 +239,7 @@ def evaluate_heldout(data: EvalData, variant: Variant, *, size: int = 1000, seed
                 results.append(search(data, split, entries, scoring))
                 advance()
     summary = _summarise(size, all_splits, results, calibrations, data.names)
+    summary["at_live_settings_by_sex"] = _by_sex(data, all_splits, results, calibrations, size, seed)
     out = {"protocol": "held-out calibration (2 folds over people)", "seed": seed, "splits": splits,
            "model_id": model_id, "variant": variant.describe(),
            **({"fusion_weight_per_fold": [round(w, 4) for w in weights]} if weights else {}),
@@ -282,3 +283,19 @@ def _summarise(size, splits, results, calibrations, names) -> dict:
     keep = ("watchlist_size", "splits", "probed_people", "enrolled_never_probed", "mated_searches_per_split",
             "nonmated_searches_per_split", "fnir_at_fpir", "rank1")
     return {**{k: whole[k] for k in keep}, "at_live_settings": live}
+
+
+def _by_sex(data, splits, results, calibrations, size, seed) -> dict:
+    """Per sex at the 1-in-10,000 live setting (each fold's own threshold)."""
+    from vigil.evaluation.heldout_groups import by_sex
+
+    folds = [0] * ((len(splits) + 1) // 2) + [1] * (len(splits) // 2)
+    mated, missed, alerts, nonmated = [], [], [], []
+    for split, res, fold in zip(splits, results, folds):
+        t = calibrations[fold].grid_threshold_for(1e-4 / size)
+        mated.append(split.mated)
+        missed.append(~((res.mate_rank == 1) & (res.mate_score >= t)))
+        nonmated.append(split.nonmated)
+        alerts.append(split.nonmated[res.nonmated_top >= t])
+    return by_sex(data, np.concatenate(mated), np.concatenate(missed), np.concatenate(alerts),
+                  np.concatenate(nonmated), seed=seed)
