@@ -44,8 +44,8 @@ def _main(args, monkeypatch, capsys) -> tuple[int, str]:
     return ended.value.code, out.out + out.err
 
 
-def test_held_out_options_on_too_little_data_are_a_clear_error_not_a_traceback(home, tiny_lfw, monkeypatch,  # noqa: F811
-                                                                               capsys):
+def test_held_out_options_on_too_little_data_are_a_clear_error_not_a_traceback(
+        home, tiny_lfw, monkeypatch, capsys):  # noqa: F811
     """Two people cannot give a cohort, a calibration half and a test half: say so (this was an
     IndexError traceback)."""
     for extra in (["--score-norm", "symmetric"], ["--references", "2"], ["--heldout"]):

@@ -53,7 +53,7 @@ OutFileOpt = typer.Option(None, "--out", help="Also write the JSON result to thi
 
 
 def _load(data: Path, pack: str | None, quiet: bool):
-    """Engine and templates of every image (extracted once, then read from the encrypted cache)."""
+    """Engine and templates of every image (extracted once, then read from the template cache)."""
     from vigil.engine.face_engine import FaceEngine
     from vigil.evaluation.protocol import load_lfw
 

@@ -70,7 +70,7 @@ def pair_scores(vectors: np.ndarray, found: np.ndarray, index: dict, pairs) -> n
 
 def evaluate_lfw(engine: FaceEngine, data: Path, *, show_progress: bool = True, settings=None,
                  use_cache: bool = False) -> dict:
-    """``use_cache`` reuses templates from an earlier run (encrypted cache); speed figures then
+    """``use_cache`` reuses templates from an earlier run (the template cache, 0600); speed figures then
     come from the run that extracted them."""
     lfw = LFW(data)
     pairs = lfw.pairs("pairs.txt")

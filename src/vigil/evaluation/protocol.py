@@ -119,7 +119,7 @@ def race_group(label: str) -> str:
 
 
 def load_lfw(settings, engine, data: Path, *, show_progress: bool = True) -> EvalData:
-    """All images of an LFW folder, extracted through the encrypted template cache."""
+    """All images of an LFW folder, extracted through the template cache (template_cache.py)."""
     from vigil.evaluation.lfw_data import LFW
     from vigil.evaluation.template_cache import cached_extract
 
