@@ -31,7 +31,7 @@ import numpy as np
 
 from vigil.engine.score_norm import CohortNormaliser
 from vigil.errors import VigilError
-from vigil.evaluation.identification import Searches, Split, summarise_size
+from vigil.evaluation.identification import Searches, Split
 from vigil.evaluation.multiref import EntryScorer, pick_references
 from vigil.evaluation.protocol import EvalData, quantise, rng_for, sig, to_score
 
@@ -209,6 +209,7 @@ def evaluate_heldout(data: EvalData, variant: Variant, *, size: int = 1000, seed
     """Both folds, ``splits`` watchlists in all, pooled; JSON-ready (private helpers removed).
     With ``second`` (another model's templates of the same images) the two are fused, with
     the weight fitted on each fold's calibration half."""
+    from vigil.evaluation.heldout_summary import live_by_sex, summarise_folds
     from vigil.evaluation.identification import strip_private
     from vigil.evaluation.score_fusion import fit_weight_on, fused
     from vigil.progress import progress_bar
@@ -238,64 +239,10 @@ def evaluate_heldout(data: EvalData, variant: Variant, *, size: int = 1000, seed
                 all_splits.append(split)
                 results.append(search(data, split, entries, scoring))
                 advance()
-    summary = _summarise(size, all_splits, results, calibrations, data.names)
-    summary["at_live_settings_by_sex"] = _by_sex(data, all_splits, results, calibrations, size, seed)
+    summary = summarise_folds(size, all_splits, results, calibrations, data.names)
+    summary["at_live_settings_by_sex"] = live_by_sex(data, all_splits, results, calibrations, size, seed)
     out = {"protocol": "held-out calibration (2 folds over people)", "seed": seed, "splits": splits,
            "model_id": model_id, "variant": variant.describe(),
            **({"fusion_weight_per_fold": [round(w, 4) for w in weights]} if weights else {}),
            "calibration_folds": [c.summary() for c in calibrations], **summary}
     return strip_private(out)
-
-
-def _summarise(size, splits, results, calibrations, names) -> dict:
-    """Per fold the threshold differs, so at_live_settings are computed per fold and pooled."""
-    from vigil.evaluation.identification import LIVE_RATES, OpenSet, at_live_settings
-    from vigil.evaluation.protocol import rate_key
-
-    folds = np.array([0] * ((len(splits) + 1) // 2) + [1] * (len(splits) // 2))
-    fold_live = []
-    for fold, cal in enumerate(calibrations):
-        idx = np.nonzero(folds == fold)[0]
-        pooled = OpenSet(Searches(*(np.concatenate([getattr(results[i], f) for i in idx])
-                                    for f in ("mate_score", "mate_rank", "nonmated_top")),
-                                  nonmated_image=np.concatenate([results[i].nonmated_image for i in idx])))
-        fold_live.append(at_live_settings(pooled, size, cal, names=names))
-    live = {}
-    for rate in LIVE_RATES:
-        key = rate_key(rate)
-        parts = [f[key] for f in fold_live]
-        fa = sum(p["false_alerts"] for p in parts)
-        nm = sum(p["nonmated_searches"] for p in parts)
-        ms = sum(p["mated_searches"] for p in parts)
-        missed = sum(p["fnir"] * p["mated_searches"] for p in parts)
-        from vigil.evaluation.bootstrap import binomial_upper_bound
-        live[key] = {
-            "per_comparison_fmr": parts[0]["per_comparison_fmr"],
-            "threshold_per_fold": [p["threshold"] for p in parts],
-            "threshold_supported_per_fold": [c.supported(rate / size) for c in calibrations],
-            "false_alerts": fa, "nonmated_searches": nm,
-            "false_alerts_per_face": sig(fa / max(nm, 1)),
-            "false_alerts_per_face_upper95": sig(binomial_upper_bound(fa, nm)),
-            "false_alert_probe_images": sorted({n for p in parts for n in p.get("false_alert_probe_images", [])}),
-            "fnir": sig(missed / max(ms, 1)), "mated_searches": ms,
-        }
-    whole = summarise_size(size, splits, results, fpirs=(0.01, 0.001), ranks=(1,))
-    keep = ("watchlist_size", "splits", "probed_people", "enrolled_never_probed", "mated_searches_per_split",
-            "nonmated_searches_per_split", "fnir_at_fpir", "rank1")
-    return {**{k: whole[k] for k in keep}, "at_live_settings": live}
-
-
-def _by_sex(data, splits, results, calibrations, size, seed) -> dict:
-    """Per sex at the 1-in-10,000 live setting (each fold's own threshold)."""
-    from vigil.evaluation.heldout_groups import by_sex
-
-    folds = [0] * ((len(splits) + 1) // 2) + [1] * (len(splits) // 2)
-    mated, missed, alerts, nonmated = [], [], [], []
-    for split, res, fold in zip(splits, results, folds):
-        t = calibrations[fold].grid_threshold_for(1e-4 / size)
-        mated.append(split.mated)
-        missed.append(~((res.mate_rank == 1) & (res.mate_score >= t)))
-        nonmated.append(split.nonmated)
-        alerts.append(split.nonmated[res.nonmated_top >= t])
-    return by_sex(data, np.concatenate(mated), np.concatenate(missed), np.concatenate(alerts),
-                  np.concatenate(nonmated), seed=seed)
