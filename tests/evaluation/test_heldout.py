@@ -104,3 +104,24 @@ def test_missed_alerts_per_sex_with_identity_bootstrap_intervals():
     assert r["fnir_ratio_female_to_male"]["value"] == 2.0
     assert f["fnir_ci95"] == [0.5, 0.5]  # every woman misses exactly half: no spread over identities
     assert f["false_alerts"] == 2 and m["false_alerts"] == 1 and "too few" in r["false_alert_ratio"]
+
+
+def test_fused_scores_are_the_weighted_sum_and_the_weight_is_fitted_on_the_given_people_only():
+    from vigil.evaluation.score_fusion import fit_weight_on, fused
+
+    a = make_data(300, seed=8, noise=0.1)
+    noisy = a.vectors + np.random.default_rng(9).normal(size=a.vectors.shape) * 0.3  # a second, worse model
+    b = EvalData(names=a.names, person=a.person, people=a.people,
+                 vectors=noisy / np.linalg.norm(noisy, axis=1, keepdims=True),
+                 found=a.found, gate_passed=a.gate_passed, gate_reasons=a.gate_reasons)
+    f = fused(a, b, 0.7)
+    i, j = 3, 10
+    assert f.vectors[i] @ f.vectors[j] == pytest.approx(0.7 * a.vectors[i] @ a.vectors[j]
+                                                        + 0.3 * b.vectors[i] @ b.vectors[j])
+    half = partition(a, 0)
+    w = fit_weight_on(a, b, np.nonzero(half == 1)[0], 0)
+    assert w > 0.5  # the better model gets the larger weight
+    scrambled = EvalData(names=a.names, person=a.person, people=a.people, vectors=a.vectors.copy(),
+                         found=a.found, gate_passed=a.gate_passed, gate_reasons=a.gate_reasons)
+    scrambled.vectors[half[a.person] == 0] = np.roll(scrambled.vectors[half[a.person] == 0], 1, axis=1)
+    assert fit_weight_on(scrambled, b, np.nonzero(half == 1)[0], 0) == pytest.approx(w)  # test half unused
