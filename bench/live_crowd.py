@@ -80,20 +80,18 @@ def worker(video: str, cores: int, out: str, fast: bool = False) -> None:
     from vigil.config import Settings
     from vigil.services.deployments import create_deployment
     from vigil.services.live_runs import DeploymentRunner, RunOptions, start_deployment
-    from vigil.retro.enrolment import Enroller, EnrolItem
     from vigil.services import get_vigil
-    from vigil.store.collections import create_collection
+    from vigil.services.collections import create_collection
+    from vigil.services.enrolment import EnrolItem, enrol_image
 
     home = Path(tempfile.mkdtemp(prefix="vigil-live-bench-"))
     settings = Settings(home=home, engine={"threads": cores})
     vigil = get_vigil(settings)
     actor = vigil.cli_actor()
     engine = vigil.engine()
-    with vigil.store.session() as s:
-        coll = create_collection(s, vigil.store.audit, actor, "watchlist", "bench", pack="sface",
-                                 model_id=engine.model_id, purpose="benchmark")
-    Enroller(vigil.store, engine, vigil.indexes, actor, coll).enrol_bytes(
-        (resources.files("vigil") / "demo_data" / "obama.jpg").read_bytes(), EnrolItem("x", "Barack Obama"))
+    create_collection(vigil, actor, "watchlist", "bench", pack="sface", purpose="benchmark")
+    enrol_image(vigil, actor, "watchlist", "bench",
+                (resources.files("vigil") / "demo_data" / "obama.jpg").read_bytes(), EnrolItem("x", "Barack Obama"))
     dep = create_deployment(vigil, actor, name="bench", location="bench", sources=[{"camera": "c", "source": video}],
                             watchlists=["bench"], window_start=None, window_end=None, trial=True)
     start_deployment(vigil, actor, dep["id"])

@@ -124,9 +124,10 @@ def main(argv=None) -> int:
     if root is None:
         skip("LFW not found (../shared/data/lfw); pass --data")
     from vigil.synth import CrowdOptions, generate_crowd
-    from vigil.retro.enrolment import Enroller, items_from_csv
+    from vigil.retro.manifests import items_from_csv
+    from vigil.services.enrolment import enrol_files
     from vigil.services import get_vigil
-    from vigil.store.collections import create_collection
+    from vigil.services.collections import create_collection
 
     work = Path(tempfile.mkdtemp(prefix="vigil-live-synth-"))
     vigil = get_vigil(Settings(home=work / "home"))
@@ -138,12 +139,11 @@ def main(argv=None) -> int:
                                         manifest=work / "watchlist.csv"), engine=engine)
     video = Path(crowd["video"])
     truth = json.loads(Path(crowd["truth"]).read_text())
-    with vigil.store.session() as s:
-        listed_engine = vigil.engine(args.pack)
-        coll = create_collection(s, vigil.store.audit, actor, "watchlist", "bench-1000", pack=args.pack,
-                                 model_id=listed_engine.model_id, purpose="benchmark", category="wanted")
-    report = Enroller(vigil.store, listed_engine, vigil.indexes, actor, coll, quality_gate=False).enrol_many(
-        items_from_csv(work / "watchlist.csv"))
+    listed_engine = vigil.engine(args.pack)
+    create_collection(vigil, actor, "watchlist", "bench-1000", pack=args.pack, purpose="benchmark",
+                      category="wanted")
+    report = enrol_files(vigil, actor, "watchlist", "bench-1000", items_from_csv(work / "watchlist.csv"),
+                         quality_gate=False)
     usable = usable_from(truth, video, engine)
     rate = args.false_alert_rate
     live = run(vigil, actor, video, fast=False, rate=rate)
@@ -159,7 +159,7 @@ def main(argv=None) -> int:
     one_hits, _, _ = score_alerts(single["alerts"], truth)
     result = {
         "crowd": crowd, "pack": args.pack, "model_id": listed_engine.model_id,
-        "watchlist_enrolled": report.count("enrolled"), "false_alert_rate_accepted": rate,
+        "watchlist_enrolled": report["enrolled"], "false_alert_rate_accepted": rate,
         "realtime": {k: live["summary"][k] for k in ("frames", "frames_processed", "frames_dropped", "fps",
                                                      "source_fps", "realtime_factor", "faces_seen", "tracks",
                                                      "alerts", "thresholds", "embeddings",

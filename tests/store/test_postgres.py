@@ -74,7 +74,7 @@ def test_enrol_search_erase_and_audit_on_postgres(pg_vigil, tmp_path):
     erase_subject(vigil, admin, obama["subject_id"], "test erasure")
     with vigil.store.session() as s:
         assert s.scalar(select(func.count()).select_from(FaceImage)) == 1
-        verdict = vigil.store.audit.verify(s)
+        verdict = vigil.audit.verify(s)
         assert verdict["ok"], verdict
 
 
@@ -96,8 +96,8 @@ def test_db_copy_from_embedded_sqlite_to_postgres(home, pg_url):
     server = get_vigil(Settings(home=home, database_url=pg_url))
     with server.store.session() as s:
         assert s.scalar(select(func.count()).select_from(Subject)) == 1
-        assert server.store.audit.verify(s)["ok"]
+        assert server.audit.verify(s)["ok"]
         # sequences continue after the copied ids
-        server.store.audit.record(s, admin, "test.after_copy")
+        server.audit.record(s, admin, "test.after_copy")
         assert s.scalar(select(func.max(AuditEntry.seq))) == counts["audit_log"] + 1
     forget_contexts()

@@ -28,7 +28,6 @@ class Vigil:
         self.audit = AuditLog(AuditKey.load_or_create(self.store.home / "keys" / "audit.key", settings.audit_key),
                               settings.head_path)
         self.store.add_commit_hook(self.audit.after_commit)
-        self.store.audit = self.audit  # TRANSITIONAL: unconverted code still says vigil.store.audit
         self.indexes = IndexManager(self.store)
         self.first_run: dict | None = ensure_initialised(self)
 

@@ -38,7 +38,6 @@ class Store:
             self.created_keys = False
         self.keyring = load_keyring(home, settings.key)
         self._commit_hooks: list = []
-        self.audit = None  # TRANSITIONAL alias of Vigil.audit, set by the service context; remove when unused
         self.engine = make_engine(settings.db_url)
         db_file = sqlite_path(settings.db_url)
         if migrate:
