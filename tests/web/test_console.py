@@ -332,6 +332,7 @@ def test_console_end_to_end(browser, live_server, check_page, tmp_path):
 
     # The deployment ends with the video; its record counts the confirmed alert.
     expect(page.locator("#status-badge")).to_contain_text("ended", timeout=30_000)
+    page.reload()  # the record on screen was read when the run ended, which may precede the decision
     expect(page.locator("#record")).to_contain_text("Confirmed alerts")
     record = page.locator("#record dl").inner_text()
     assert re.search(r"Confirmed alerts\s+1", record), record

@@ -11,8 +11,8 @@ from rich.console import Console
 
 from vigil.config import Settings, get_settings
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)  # never wrap at 80 columns: logs and grep read these lines
+err_console = Console(stderr=True, soft_wrap=True)
 
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON instead of text.")
 PackOpt = typer.Option(None, "--pack", help="Model pack: sface (default), dlib, fusion, custom, faceplugin, "
