@@ -1,7 +1,8 @@
 """Alert evidence and alert fan-out, in memory: the runtime half of an alert.
 
-When a track matches, the runtime builds an :class:`AlertEvidence` (the probe crop, a frame
-thumbnail in which every other face is blurred, the subject, score, threshold, calibrated
+When a track matches, the runtime builds an :class:`AlertEvidence` (the probe crop and a frame
+thumbnail in which everything but the alerted face is washed out, see
+:func:`vigil.live.evidence.redact_except`; the subject, score, threshold, calibrated
 false match rate, camera, source time and track id) and hands it to its recorder (see
 :class:`vigil.live.runner.RunRecorder`), which stores it encrypted and returns the alert's
 payload; the payload is then fanned out to the sinks below (JSON lines, a webhook, the
@@ -23,6 +24,7 @@ import cv2
 import numpy as np
 
 from vigil.engine.images import encode_jpeg
+from vigil.live.evidence import METHOD, redact_except
 from vigil.live.matcher import WatchlistEntry
 from vigil.live.pipeline import MatchEvent
 
@@ -40,6 +42,7 @@ class AlertEvidence:
     fmr: float
     probe_jpeg: bytes
     frame_jpeg: bytes
+    redaction: dict  # what was done to the stored images (for the audit entry)
 
 
 def crop_around(image: np.ndarray, box, margin: float = 0.3) -> np.ndarray:
@@ -50,30 +53,12 @@ def crop_around(image: np.ndarray, box, margin: float = 0.3) -> np.ndarray:
     return image[y0:y1, x0:x1].copy()
 
 
-def blur_boxes(image: np.ndarray, boxes: list[np.ndarray], pad: float = 0.2) -> np.ndarray:
-    out = image.copy()
-    h, w = out.shape[:2]
-    for box in boxes:
-        x, y, bw, bh = [float(v) for v in box]
-        x0, y0 = int(max(0, x - bw * pad)), int(max(0, y - bh * pad))
-        x1, y1 = int(min(w, x + bw * (1 + pad))), int(min(h, y + bh * (1 + pad)))
-        if x1 - x0 < 2 or y1 - y0 < 2:
-            continue
-        region = out[y0:y1, x0:x1]
-        k = max(3, (max(x1 - x0, y1 - y0) // 3) | 1)
-        small = cv2.resize(region, (max(1, (x1 - x0) // 8), max(1, (y1 - y0) // 8)), interpolation=cv2.INTER_AREA)
-        out[y0:y1, x0:x1] = cv2.GaussianBlur(cv2.resize(small, (x1 - x0, y1 - y0)), (k, k), 0)
-    return out
-
-
-def thumbnail(frame: np.ndarray, event: MatchEvent, width: int) -> np.ndarray:
-    blurred = blur_boxes(frame, event.other_boxes)
-    x, y, bw, bh = [int(v) for v in event.face.box]
-    cv2.rectangle(blurred, (x, y), (x + bw, y + bh), (0, 0, 255), max(2, frame.shape[1] // 400))
-    scale = min(1.0, width / frame.shape[1])
+def thumbnail(redacted: np.ndarray, width: int) -> np.ndarray:
+    """The already redacted frame, scaled down to ``width`` at most."""
+    scale = min(1.0, width / redacted.shape[1])
     if scale < 1.0:
-        blurred = cv2.resize(blurred, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    return blurred
+        return cv2.resize(redacted, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return redacted
 
 
 class AlertSink(Protocol):
@@ -140,9 +125,11 @@ class WebhookSink:
 
 
 def alert_evidence(event: MatchEvent, entry: WatchlistEntry, fmr: float, thumbnail_width: int) -> AlertEvidence:
-    """The evidence of one match: encoded here, in memory; nothing of the other faces survives
-    but their blurred outlines in the thumbnail."""
-    probe = encode_jpeg(crop_around(event.frame, event.face.box, 0.3))
-    thumb = encode_jpeg(thumbnail(event.frame, event, thumbnail_width), quality=80)
+    """The evidence of one match, encoded here, in memory. The frame is redacted first, whole:
+    the probe crop and the thumbnail are cut from the redacted frame, so nothing outside the
+    alerted face's region survives in either (no other face is looked for)."""
+    redacted = redact_except(event.frame, event.face.box, outline=(0, 0, 255))
+    probe = encode_jpeg(crop_around(redacted, event.face.box, 0.3))
+    thumb = encode_jpeg(thumbnail(redacted, thumbnail_width), quality=80)
     return AlertEvidence(event.camera, event.time, event.track_id, entry, event.score, event.threshold, fmr,
-                         probe, thumb)
+                         probe, thumb, {"method": METHOD, "images": ["probe", "thumbnail"]})

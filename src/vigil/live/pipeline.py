@@ -58,8 +58,7 @@ class MatchEvent:
     threshold: float
     time: float  # source seconds
     frame: np.ndarray  # the frame at the moment of the match (memory only)
-    face: Face
-    other_boxes: list[np.ndarray]
+    face: Face  # the alerted face: the only region the stored evidence keeps (live/evidence.py)
     first_seen: float
 
 
@@ -173,8 +172,7 @@ class CameraPipeline:
         return False, q, crop
 
     def _embed_and_match(self, image: np.ndarray, t: float, matched: list[tuple[Track, Face]]) -> list[MatchEvent]:
-        boxes = [f.box for _, f in matched]
-        events = self._answered(image, t, matched, boxes)
+        events = self._answered(image, t, matched)
         todo = []
         for track, face in matched:
             want, q, crop = self._wants_shot(image, track, face, t)
@@ -196,12 +194,12 @@ class CameraPipeline:
                 self.stats.faces_compared += 1
             track.data["best_crop"] = (q, face) if q >= track.data.get("best_crop", (-1, None))[0] else \
                 track.data["best_crop"]
-            event = self._decide(track, face, image, t, boxes)
+            event = self._decide(track, face, image, t)
             if event:
                 events.append(event)
         return events
 
-    def _answered(self, image: np.ndarray, t: float, matched: list[tuple[Track, Face]], boxes) -> list[MatchEvent]:
+    def _answered(self, image: np.ndarray, t: float, matched: list[tuple[Track, Face]]) -> list[MatchEvent]:
         """Tracks located in this frame whose second-model answer has arrived: match them again."""
         events = []
         if self.worker is None:
@@ -220,12 +218,12 @@ class CameraPipeline:
             for shot, vector in zip(pending[1], vectors):
                 shot.secondary = vector
             del track.data["pending"]
-            event = self._decide(track, face, image, t, boxes, new_shot=False)
+            event = self._decide(track, face, image, t, new_shot=False)
             if event:
                 events.append(event)
         return events
 
-    def _decide(self, track: Track, face: Face, image: np.ndarray, t: float, boxes,
+    def _decide(self, track: Track, face: Face, image: np.ndarray, t: float,
                 new_shot: bool = True) -> MatchEvent | None:
         """Match the track's template; an event if it passes (once per track and subject).
         A decision on a second-model answer revises the latest shot's vote instead of adding one."""
@@ -244,8 +242,7 @@ class CameraPipeline:
         subject = self.matcher.entries[idx].subject_id if idx >= 0 else None
         if idx >= 0 and score >= threshold and sum(history) >= self.live.confirm_m and subject not in alerted:
             alerted.add(subject)  # once per track and subject
-            others = [b for b in boxes if b is not face.box]
-            return MatchEvent(self.camera, track.id, idx, score, threshold, t, image, face, others, track.first_time)
+            return MatchEvent(self.camera, track.id, idx, score, threshold, t, image, face, track.first_time)
         return None
 
     def _match(self, track: Track) -> tuple[int, float, float] | None:

@@ -35,8 +35,8 @@ class RunRecorder(Protocol):
     def on_alert(self, evidence: AlertEvidence) -> dict:
         """Store the alert; return its payload (with ``alert_id``) for the sinks."""
 
-    def on_clip(self, alert_id: int, data: bytes, frames: int) -> None:
-        """Store an alert's evidence clip."""
+    def on_clip(self, alert_id: int, data: bytes, frames: int, redaction: dict) -> None:
+        """Store an alert's evidence clip; ``redaction`` says what was done to its frames."""
 
     def heartbeat(self) -> bool:
         """Say the run is alive; False when it must stop (a stop was requested elsewhere)."""
@@ -101,7 +101,7 @@ class LiveRunner:
 
             fps = max((getattr(r.source, "fps", 25.0) for r in self.readers), default=25.0)
             self.evidence = EvidenceRecorder(self.live.evidence_clip_seconds, self.live.evidence_clip_width, fps)
-        self._recent: dict[str, tuple[float, int]] = {}
+        self._recent: dict[str, tuple[float, int]] = {}  # subject -> (source time, alert id) of its last alert
         self.duplicates = 0
         self.alerts: list[dict] = []
         self.latencies: list[float] = []
@@ -168,19 +168,20 @@ class LiveRunner:
     def _process(self, frame) -> None:
         pipe = self.pipelines[frame.camera]
         events, _ = pipe.process(frame)
-        if self.evidence:
-            tracks = [(tr.id, box) for tr, box in pipe.tracker.located(frame.time)]
-            self.evidence.observe(frame.camera, frame.image, frame.time, tracks)
+        if self.evidence:  # the boxes of the tracks detected on this very frame (none predicted)
+            detected = [(tr.id, tr.box) for tr in pipe.tracker.tracks if tr.last_time == frame.time]
+            self.evidence.observe(frame.camera, frame.image, frame.time, detected)
         for event in events:
             entry = self.matcher.entries[event.entry_index]
             last = self._recent.get(entry.subject_id)
-            now = time.monotonic()
-            if last and now - last[0] < self.live.dedup_seconds:
-                self.duplicates += 1  # the same person on another camera at the same moment: one alert
+            # source time, not wall time: a run faster or slower than real time (--fast, a
+            # loaded machine) de-duplicates exactly as the scene unfolded
+            if last and abs(event.time - last[0]) < self.live.dedup_seconds:
+                self.duplicates += 1  # the same person again (another camera, a new track): one alert
                 continue
             fmr, _ = self.engine.pack.calibration.fmr_at(event.score)
             payload = self.recorder.on_alert(alert_evidence(event, entry, fmr, self.live.thumbnail_width))
-            self._recent[entry.subject_id] = (now, payload["alert_id"])
+            self._recent[entry.subject_id] = (event.time, payload["alert_id"])
             payload["first_seen"] = round(event.first_seen, 3)
             payload["box"] = event.face.box_list()
             payload["latency_ms"] = round((time.monotonic() - frame.wall) * 1000, 1)
@@ -194,9 +195,9 @@ class LiveRunner:
 
     def _store_clips(self, clips) -> None:
         for clip in clips:
-            data = self.evidence.encode(clip)
-            if data:
-                self.recorder.on_clip(clip.alert_id, data, len(clip.frames))
+            encoded = self.evidence.encode(clip)
+            if encoded:
+                self.recorder.on_clip(clip.alert_id, encoded.data, encoded.frames, encoded.redaction)
 
     def _send(self, payload: dict) -> None:
         for sink in self.sinks:

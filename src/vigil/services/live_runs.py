@@ -181,16 +181,17 @@ class StoreRecorder:
             uow.session.flush()
             uow.audit("alert.raised", "alert", alert.id,
                       {"deployment_id": self.deployment_id, "subject_id": ev.entry.subject_id,
-                       "score": round(ev.score, 4), "camera": ev.camera, "track_id": ev.track_id})
+                       "score": round(ev.score, 4), "camera": ev.camera, "track_id": ev.track_id,
+                       "redaction": ev.redaction})
             return alert_payload(alert, self.deployment_name)
 
-    def on_clip(self, alert_id: int, data: bytes, frames: int) -> None:
+    def on_clip(self, alert_id: int, data: bytes, frames: int, redaction: dict) -> None:
         with use_case(self.vigil, SYSTEM) as uow:
             alert = uow.session.get(Alert, alert_id)
             if alert is None:
                 return
             alert.clip_blob_id = self.vigil.store.blobs.put(uow.session, "alert_clip", data)
-            uow.audit("alert.clip_recorded", "alert", alert.id, {"frames": frames, "other_faces_blurred": True})
+            uow.audit("alert.clip_recorded", "alert", alert.id, {"frames": frames, "redaction": redaction})
 
     def heartbeat(self) -> bool:
         with self.vigil.store.session() as session:  # no audit: a heartbeat is not an action
