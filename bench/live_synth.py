@@ -100,7 +100,8 @@ def run(vigil, actor, video: Path, *, fast: bool, rate: float, max_shots: int | 
         vigil.settings.live.max_shots = max_shots
     dep = create_deployment(vigil, actor, name="synthetic crowd", location="bench",
                             sources=[{"camera": "c1", "source": str(video)}], watchlists=["bench-1000"],
-                            window_start=None, window_end=None, trial=True, false_alert_rate=rate)
+                            window_start=None, window_end=None, trial=True, false_alert_rate=rate,
+                            local_trial=True)  # a local trial, as `vigil watch --source FILE`
     start_deployment(vigil, actor, dep["id"])
     result = DeploymentRunner(vigil, actor, dep["id"], [], RunOptions(fast=fast)).run()
     return {"summary": result.summary, "alerts": result.alerts}

@@ -21,3 +21,21 @@ def atomic_write(path: Path, data: bytes | str, *, mode: int = 0o600, dir_mode: 
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     return len(payload)
+
+
+PRIVATE_UMASK = 0o077
+
+
+def private_by_default() -> None:
+    """Every file this process creates from now on is 0600 and every directory 0700 (the umask
+    0o077): SQLite's WAL and shared-memory files, exports, contact sheets, clips, the audit head,
+    the demo's files. Set once when a data directory is opened; the process is Vigil's."""
+    os.umask(PRIVATE_UMASK)
+
+
+def make_private(path: Path, mode: int) -> None:
+    """``chmod`` that ignores a file that is not there (or not ours to change)."""
+    try:
+        os.chmod(path, mode)
+    except (FileNotFoundError, PermissionError):
+        pass

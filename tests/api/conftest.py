@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import demo_bytes
+from tests.security.cameras_helper import register_sources
 from vigil.engine.images import decode_image
 
 ROLES = ("admin", "supervisor", "operator", "investigator", "auditor")
@@ -66,6 +67,7 @@ def world(tmp_path_factory, model_cache):
         enrol_image(vigil, admin, kind, name, demo_bytes("biden.jpg"), EnrolItem("b", "Joe Biden"))
     authorise_watchlist(vigil, admin, "wanted")
     video = moving_face_video(home / "cam.mp4")
+    register_sources(vigil, [{"camera": "c1", "source": str(video)}])
     dep = create_deployment(vigil, admin, name="world", location="test", sources=[{"camera": "c1", "source": str(video)}],
                             watchlists=["wanted"], window_start=None, window_end=None, legal_basis="test basis")
     authorise_deployment(vigil, admin, dep["id"])

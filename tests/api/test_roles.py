@@ -47,6 +47,9 @@ ROUTE_PERMISSIONS = {
     ('GET', '/api/audit'): 'audit.view',
     ('GET', '/api/audit/verify'): 'audit.view',
     ('GET', '/api/deployments'): 'deployment.view',
+    ('GET', '/api/cameras'): 'deployment.view',
+    ('POST', '/api/cameras'): 'camera.manage',
+    ('DELETE', '/api/cameras/{name}'): 'camera.manage',
     ('GET', '/api/deployments/{dep_id}'): 'deployment.view',
     ('GET', '/api/galleries'): 'collection.view',
     ('GET', '/api/galleries/{name}'): 'collection.view',
@@ -109,12 +112,20 @@ def _gallery(world, kind="galleries"):
 
 def _deployment(world, authorised=True):
     c = world["client"]
-    body = {"name": unique("dep"), "location": "here", "cameras": [{"camera": "c1", "source": world["video"]}],
+    body = {"name": unique("dep"), "location": "here", "cameras": [{"camera": "c1"}],
             "watchlists": ["wanted"], "legal_basis": "test"}
     dep = c.post("/api/deployments", json=body, headers=auth(world, "admin")).json()
     if authorised:
         c.post(f"/api/deployments/{dep['id']}/authorise", json={}, headers=auth(world, "admin"))
     return dep["id"]
+
+
+def _camera(world):
+    name = unique("cam")
+    r = world["client"].post("/api/cameras", json={"name": name, "source": "rtsp://10.0.0.8/s"},
+                             headers=auth(world, "admin"))
+    assert r.status_code == 201, r.text
+    return name
 
 
 def _started(world):
@@ -175,8 +186,12 @@ CASES = {
     ("DELETE", "/api/subjects/{subject_id}"): lambda w, r: (f"/api/subjects/{_erasable(w)}",
                                                            {"json": {"reason": "erasure request"}}),
     ("GET", "/api/deployments"): lambda w, r: ("/api/deployments", {}),
+    ("GET", "/api/cameras"): lambda w, r: ("/api/cameras", {}),
+    ("POST", "/api/cameras"): lambda w, r: ("/api/cameras", {"json": {"name": unique("cam"),
+                                                                      "source": "rtsp://10.0.0.7/stream1"}}),
+    ("DELETE", "/api/cameras/{name}"): lambda w, r: (f"/api/cameras/{_camera(w)}", {}),
     ("POST", "/api/deployments"): lambda w, r: ("/api/deployments", {"json": {
-        "name": unique("d"), "location": "x", "cameras": [{"camera": "c", "source": w["video"]}],
+        "name": unique("d"), "location": "x", "cameras": [{"camera": "c1"}],
         "watchlists": ["wanted"], "legal_basis": "b"}}),
     ("GET", "/api/deployments/{dep_id}"): lambda w, r: (f"/api/deployments/{w['deployment_id']}", {}),
     ("POST", "/api/deployments/{dep_id}/authorise"): lambda w, r: (

@@ -13,6 +13,7 @@ from tests.live.conftest import two_people_video, watchlist  # noqa: F401 (fixtu
 from vigil.services.reports import annual_report, deployment_report, render
 from vigil.services.retention import run_retention
 from vigil.services.alerts import decide
+from tests.security.cameras_helper import register_sources
 from vigil.services.deployments import authorise_deployment, create_deployment
 from vigil.services.live_runs import DeploymentRunner, RunOptions, start_deployment
 from vigil.store.schema import Alert, AuditEntry, Blob, SearchRecord, SnapshotEntry
@@ -20,6 +21,7 @@ from vigil.timeutil import utcnow
 
 
 def _deploy(vigil, admin, video, name="Leicester Square"):
+    register_sources(vigil, [{"camera": "c", "source": str(video)}])
     dep = create_deployment(vigil, admin, name=name, location="WC2", sources=[{"camera": "c", "source": str(video)}],
                             watchlists=["wanted"], window_start=None, window_end=None, legal_basis="test")
     authorise_deployment(vigil, admin, dep["id"])

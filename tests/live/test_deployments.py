@@ -14,6 +14,7 @@ from vigil.engine.images import decode_image
 from vigil.errors import PermissionDenied, PolicyError
 from vigil.governance.permissions import Actor
 from tests.live.conftest import enrol_biden
+from tests.security.cameras_helper import register_sources
 from vigil.services.deployments import authorise_deployment, create_deployment, get_deployment_record
 from vigil.services.live_runs import DeploymentRunner, RunOptions, start_deployment
 from vigil.timeutil import utcnow
@@ -23,6 +24,7 @@ def make(vigil, actor, video, **kw):
     args = dict(name="Oxford Circus", location="Oxford Circus, W1", sources=[{"camera": "north", "source": str(video)}],
                 watchlists=["wanted"], window_start=None, window_end=None, legal_basis="common law; DPA 2018 s.35")
     args.update(kw)
+    register_sources(vigil, args["sources"])
     return create_deployment(vigil, actor, **args)
 
 

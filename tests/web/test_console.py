@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.security.cameras_helper import register_sources
 from tests.web.conftest import PASSWORDS, login, login_as
 
 PAGES = ["/", "/alerts", "/deployments", "/deployments/1", "/watchlists", "/watchlists/x", "/galleries",
@@ -228,6 +229,7 @@ def test_console_end_to_end(browser, live_server, check_page, tmp_path):
     server = live_server
     first = server.app.state.vigil.first_run
     video = make_demo_video(tmp_path / "camera-1.mp4", server.app.state.vigil.engine(None))
+    register_sources(server.app.state.vigil, [{"camera": "camera-1", "source": str(video)}])  # by an administrator
     problems: list[str] = []
     context, page = new_page(browser, server, problems)
 

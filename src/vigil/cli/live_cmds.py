@@ -76,7 +76,8 @@ def run_deployment(vigil, actor, deployment_id: int, *, fast: bool, as_json: boo
 
 def watch(
     watchlist: list[str] = typer.Option(None, "--watchlist", help="Watchlist(s) for a trial deployment."),
-    source: list[str] = typer.Option(None, "--source", help="Video file, folder of frames, rtsp/http URL or webcam index."),
+    source: list[str] = typer.Option(None, "--source", help="A registered camera's name, or a local video file, "
+                                     "folder of frames or webcam index (URLs must be registered: vigil camera add)."),
     deployment: str = typer.Option(None, "--deployment", help="Run this authorised deployment."),
     fast: bool = typer.Option(False, "--fast", help="Process files as fast as possible, not at their frame rate."),
     false_alert_rate: float = typer.Option(1e-4, "--false-alert-rate", help="Accepted false alerts per face (trial)."),
@@ -106,7 +107,7 @@ def watch(
         created = create_deployment(vigil, actor, name=f"trial {now:%Y-%m-%d %H:%M}", location="trial",
                                     sources=sources, watchlists=list(watchlist), window_start=now,
                                     window_end=now + timedelta(hours=hours), purpose="trial run (vigil watch)",
-                                    false_alert_rate=false_alert_rate, trial=True)
+                                    false_alert_rate=false_alert_rate, trial=True, local_trial=True)
         dep = start_deployment(vigil, actor, created["id"])
     run_deployment(vigil, actor, dep["id"], fast=fast, as_json=as_json, webhook=webhook, max_seconds=max_seconds)
 
@@ -116,7 +117,8 @@ def deployment_create(
     name: str = typer.Option(..., "--name"),
     location: str = typer.Option(..., "--location"),
     watchlist: list[str] = typer.Option(..., "--watchlist"),
-    camera: list[str] = typer.Option(..., "--camera", help="NAME=SOURCE, repeatable."),
+    camera: list[str] = typer.Option(..., "--camera", help="A registered camera's name (vigil camera list), "
+                                     "repeatable."),
     start: str = typer.Option(..., "--start", help="Window start (YYYY-MM-DDTHH:MM, UTC)."),
     end: str = typer.Option(..., "--end", help="Window end."),
     legal_basis: str = typer.Option(..., "--legal-basis"),
@@ -132,9 +134,7 @@ def deployment_create(
     vigil, actor = ctx()
     sources = []
     for item in camera:
-        if "=" not in item:
-            raise VigilError(f"--camera takes NAME=SOURCE, got {item!r}")
-        cam, src = item.split("=", 1)
+        cam, _, src = item.partition("=")  # NAME, or NAME=SOURCE repeating the registered source
         sources.append({"camera": cam.strip(), "source": src.strip()})
     rates = {}
     for item in category_rate or []:

@@ -100,8 +100,23 @@ def converted_model(model: ModelFile, cache_dir: Path, *, spatial: bool = False)
     return target
 
 
-def ort_session(path: Path, threads: int = 0):
+_telemetry_disabled = False
+
+
+def onnxruntime_offline():
+    """ONNX Runtime with its telemetry events turned off, before any session exists: Vigil
+    makes no network call its operator did not configure (docs/security.md)."""
+    global _telemetry_disabled
     import onnxruntime as ort
+
+    if not _telemetry_disabled:
+        ort.disable_telemetry_events()
+        _telemetry_disabled = True
+    return ort
+
+
+def ort_session(path: Path, threads: int = 0):
+    ort = onnxruntime_offline()
 
     options = ort.SessionOptions()
     options.log_severity_level = 3

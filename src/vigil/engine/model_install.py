@@ -150,8 +150,9 @@ def _normalisation(model, mean, std, publisher) -> tuple[float, float, str]:
 def _check_runs(data: bytes, per_face: bool, mean: float, std: float) -> int:
     """Run the repaired model; returns the embedding width. Refuses a model whose batched
     embeddings differ from one-at-a-time ones (unless it is marked one face per run)."""
-    import onnxruntime as ort
+    from vigil.engine.model_files import onnxruntime_offline
 
+    ort = onnxruntime_offline()
     options = ort.SessionOptions()
     options.log_severity_level = 3
     try:

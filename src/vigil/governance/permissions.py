@@ -37,6 +37,7 @@ PERMISSIONS: dict[str, set[str]] = {
     "deployment.run": {"admin", "supervisor", "operator"},
     "deployment.trial": {"admin", "supervisor"},
     "deployment.record": {"admin", "supervisor", "operator"},
+    "camera.manage": {"admin"},  # the registered cameras: the only sources a deployment may read
     "alert.view": {"admin", "supervisor", "operator"},
     "alert.decide": {"admin", "supervisor", "operator"},
     "alert.revise": {"admin", "supervisor"},  # change a decision already recorded (with a reason)

@@ -7,7 +7,13 @@ releases the GIL while decoding) and hands frames to the inference loop:
   counted, so a burst of work (many new faces at once) is absorbed while latency stays
   bounded;
 - fast mode (a file as fast as possible): a small blocking queue, nothing dropped.
-Streams that fail reconnect with exponential backoff; health is reported per camera.
+Streams that fail reconnect with exponential backoff; the first failure is said at once (a
+warning the runtime passes on) and carried in the camera's health until frames flow.
+
+Every capture is opened through :func:`open_capture`, which forces the FFmpeg backend and
+restricts the protocols FFmpeg may use to the ones the source's kind needs (``file`` for
+files; tcp/udp/rtp/tls for RTSP; http/https/tcp/tls for HTTP): ``concat:``, ``subfile``,
+``file:`` inside a network playlist and the like are refused by FFmpeg itself.
 """
 
 from __future__ import annotations
@@ -24,11 +30,10 @@ import cv2
 import numpy as np
 
 from vigil.engine.images import IMAGE_SUFFIXES, read_image_file
+from vigil.live.capture import STREAM_SCHEMES, open_capture, source_kind  # noqa: F401 (re-exported)
 from vigil.errors import ImageError, VigilError
 
 STALL_SECONDS = 2.0
-
-
 @dataclass
 class Frame:
     image: np.ndarray
@@ -55,7 +60,7 @@ class VideoFileSource:
             raise VigilError(f"{self.path}: video file not found")
         self.camera = camera
         self.realtime = realtime
-        cap = cv2.VideoCapture(str(self.path))
+        cap = open_capture(str(self.path))
         if not cap.isOpened():
             raise VigilError(f"{self.path}: cannot open as video")
         self.fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
@@ -63,7 +68,7 @@ class VideoFileSource:
         cap.release()
 
     def frames(self, stop):
-        cap = cv2.VideoCapture(str(self.path))
+        cap = open_capture(str(self.path))
         start = time.monotonic()
         index = 0
         try:
@@ -83,9 +88,12 @@ class VideoFileSource:
 
 
 class StreamSource:
-    """RTSP/HTTP streams and webcams; reconnects with backoff when the stream drops."""
+    """RTSP/HTTP streams and webcams; reconnects with backoff when the stream drops or never
+    answers. The first failure is reported at once (:meth:`pop_warnings`, ``warning``), not
+    after the retries run out."""
 
     def __init__(self, uri: str | int, camera: str, *, max_backoff: float = 30.0, give_up_after: float = 600.0):
+        source_kind(uri)
         self.uri = uri
         self.camera = camera
         self.fps = 25.0
@@ -94,15 +102,32 @@ class StreamSource:
         self.give_up_after = give_up_after
         self.reconnects = 0
         self.status = "connecting"
+        self.warning: str | None = None
+        self._warnings: deque[str] = deque()
+
+    def _warn(self, message: str) -> None:
+        self.warning = message
+        self._warnings.append(message)
+
+    def pop_warnings(self) -> list[str]:
+        out = []
+        while self._warnings:
+            out.append(self._warnings.popleft())
+        return out
+
+    def _what(self) -> str:
+        return f"webcam {self.uri}" if isinstance(self.uri, int) else "the stream"
 
     def frames(self, stop):
         start = time.monotonic()
-        index, backoff, down_since = 0, 0.5, None
+        index, backoff, down_since, ever_opened = 0, 0.5, None, False
         while not stop.is_set():
-            cap = cv2.VideoCapture(self.uri)
+            cap = open_capture(self.uri)
             if cap.isOpened():
                 self.fps = cap.get(cv2.CAP_PROP_FPS) or self.fps
-                self.status, backoff, down_since = "ok", 0.5, None
+                if self.warning:
+                    self._warnings.append(f"camera {self.camera}: {self._what()} is back")
+                self.status, backoff, down_since, ever_opened, self.warning = "ok", 0.5, None, True, None
                 while not stop.is_set():
                     ok, image = cap.read()
                     if not ok or image is None:
@@ -112,11 +137,19 @@ class StreamSource:
             cap.release()
             if stop.is_set():
                 return
-            down_since = down_since or time.monotonic()
-            if time.monotonic() - down_since > self.give_up_after:
+            now = time.monotonic()
+            if down_since is None:
+                down_since = now
+                why = ("cannot be opened (nothing answers, the device is missing or the connection is refused)"
+                       if not ever_opened else "stopped sending frames")
+                self._warn(f"camera {self.camera}: {self._what()} {why}; retrying with backoff for up to "
+                           f"{self.give_up_after:.0f} s")
+            if now - down_since > self.give_up_after:
                 self.status = "lost"
+                self._warn(f"camera {self.camera}: {self._what()} gave nothing for {self.give_up_after:.0f} s; "
+                           "giving up")
                 return
-            self.status = "reconnecting"
+            self.status = "unreachable" if not ever_opened else "reconnecting"
             self.reconnects += 1
             stop.wait(backoff)
             backoff = min(self.max_backoff, backoff * 2)
@@ -150,10 +183,12 @@ class FolderSource:
 
 
 def open_source(spec: str, camera: str, *, realtime: bool = True) -> Source:
-    """``spec``: a video file, a folder of frames, ``rtsp://``/``http(s)://`` URL, or a webcam index."""
-    if spec.isdigit():
+    """``spec``: a video file, a folder of frames, ``rtsp(s)://``/``http(s)://`` URL, or a webcam
+    index. Which specs a deployment may use at all is the services' decision (registered cameras)."""
+    kind = source_kind(spec)
+    if kind == "webcam":
         return StreamSource(int(spec), camera)
-    if "://" in spec:
+    if kind != "file":
         return StreamSource(spec, camera)
     path = Path(spec).expanduser()
     if path.is_dir():
@@ -191,6 +226,11 @@ class CameraReader:
 
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
+
+    def pop_warnings(self) -> list[str]:
+        """What the source said went wrong since the last call (said once, at once)."""
+        pop = getattr(self.source, "pop_warnings", None)
+        return pop() if pop else []
 
     def _run(self) -> None:
         try:
@@ -238,8 +278,8 @@ class CameraReader:
         now = time.monotonic()
         if self.error:
             status = "failed"
-        elif self.ended.is_set():
-            status = "ended"
+        elif self.ended.is_set():  # a stream that ended while unreachable or lost says so
+            status = self.source.status if getattr(self.source, "warning", None) else "ended"
         elif self.last_frame_wall is None:
             status = getattr(self.source, "status", "starting")
         elif now - self.last_frame_wall > STALL_SECONDS:
@@ -249,4 +289,5 @@ class CameraReader:
         return {"camera": self.camera, "status": status, "frames": self.frames_read,
                 "dropped": self.frames_dropped, "error": self.error,
                 "seconds_since_frame": None if self.last_frame_wall is None else round(now - self.last_frame_wall, 2),
-                "reconnects": getattr(self.source, "reconnects", 0)}
+                "reconnects": getattr(self.source, "reconnects", 0),
+                "warning": getattr(self.source, "warning", None)}

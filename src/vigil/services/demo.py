@@ -22,13 +22,14 @@ from vigil.errors import NotFoundError
 from vigil.governance.permissions import Actor
 from vigil.live.runner import RunOptions
 from vigil.retro.manifests import EnrolItem
-from vigil.services import accounts, collections, deployments, enrolment, live_runs, search
+from vigil.services import accounts, cameras, collections, deployments, enrolment, live_runs, search
 from vigil.services.context import Vigil
 from vigil.synth import CrowdOptions, generate_crowd
 
 DEMO_USER = "demo"
 GALLERY = "Demo custody images"
 WATCHLIST = "Demo watchlist"
+DEMO_CAMERA = "demo-camera"
 
 
 def demo_bytes(name: str) -> bytes:
@@ -78,6 +79,16 @@ def run_retro_demo(vigil: Vigil, actor: Actor) -> dict:
          "fmr": f["candidates"][0]["fmr"]} for f in result["faces"]]}
 
 
+def _demo_camera(vigil: Vigil, actor: Actor, video: Path) -> None:
+    """The demo's registered camera: its crowd video (registered again if the media root moved)."""
+    registered = {c["name"]: c for c in cameras.list_cameras(vigil, actor)}
+    if DEMO_CAMERA in registered and registered[DEMO_CAMERA]["source"] != str(video.resolve()):
+        cameras.remove_camera(vigil, actor, DEMO_CAMERA)
+        registered.pop(DEMO_CAMERA)
+    if DEMO_CAMERA not in registered:
+        cameras.register_camera(vigil, actor, DEMO_CAMERA, str(video), "the demo's synthetic crowd video")
+
+
 def run_live_demo(vigil: Vigil, actor: Actor, *, alert_sinks: list | None = None) -> dict:
     """``alert_sinks`` receive each alert as it happens (the CLI prints them)."""
     watchlist = _collection(vigil, actor, "watchlist", WATCHLIST, purpose="demonstration",
@@ -86,18 +97,26 @@ def run_live_demo(vigil: Vigil, actor: Actor, *, alert_sinks: list | None = None
                           EnrolItem("obama.jpg", "Barack Obama", "wanted", "DEMO-W1"))
     if not watchlist.get("authorised_by"):
         collections.authorise_watchlist(vigil, actor, WATCHLIST, "demo")
-    crowd = generate_crowd(CrowdOptions(out=vigil.store.home / "demo" / "crowd.mp4", width=960, height=540, fps=15,
-                                        seconds=8, min_face=30, max_face=110, density=2, occlusion=0.0, seed=7),
+    # The crowd video holds faces and its ground truth names people: both live in the private
+    # media folder (0600 files, 0700 folders) for the run only and are deleted after it.
+    crowd = generate_crowd(CrowdOptions(out=cameras.media_root(vigil.settings) / "vigil-demo" / "crowd.mp4",
+                                        width=960, height=540, fps=15, seconds=8, min_face=30, max_face=110,
+                                        density=2, occlusion=0.0, seed=7),
                            engine=vigil.engine())
     video = Path(crowd["video"])
-    dep = deployments.create_deployment(
-        vigil, actor, name="Demo deployment", location="Demo street (synthetic crowd)",
-        sources=[{"camera": "camera-1", "source": str(video)}], watchlists=[WATCHLIST],
-        window_start=None, window_end=None, legal_basis="demonstration only",
-        purpose="show live recognition on a synthetic crowd")
-    deployments.authorise_deployment(vigil, actor, dep["id"], "demo")
-    live_runs.start_deployment(vigil, actor, dep["id"])
-    result = live_runs.run_deployment(vigil, actor, dep["id"], list(alert_sinks or []), RunOptions(fast=True))
+    try:
+        _demo_camera(vigil, actor, video)
+        dep = deployments.create_deployment(
+            vigil, actor, name="Demo deployment", location="Demo street (synthetic crowd)",
+            sources=[{"camera": DEMO_CAMERA}], watchlists=[WATCHLIST],
+            window_start=None, window_end=None, legal_basis="demonstration only",
+            purpose="show live recognition on a synthetic crowd")
+        deployments.authorise_deployment(vigil, actor, dep["id"], "demo")
+        live_runs.start_deployment(vigil, actor, dep["id"])
+        result = live_runs.run_deployment(vigil, actor, dep["id"], list(alert_sinks or []), RunOptions(fast=True))
+    finally:
+        for made in (video, Path(crowd["truth"])):
+            made.unlink(missing_ok=True)
     return {"deployment_id": dep["id"], "video": str(video), "people_in_video": crowd["walkers"],
             "alerts": [{"name": a["name"], "score": a["score"], "camera": a["camera"], "time": a["time"]}
                        for a in result.alerts],

@@ -29,6 +29,7 @@ from vigil.engine.images import IMAGE_SUFFIXES
 from vigil.engine.packs import check_live_pack
 from vigil.errors import PermissionDenied, PolicyError, VigilError
 from vigil.governance.permissions import Actor
+from vigil.services.cameras import masked, resolve_sources, stored
 from vigil.services.unit import refuse, use_case
 from vigil.store.collections import get_collection
 from vigil.store.deployments import all_deployments, deployment_record, describe, get_deployment
@@ -82,26 +83,20 @@ def heartbeat_stale(dep: Deployment, now: datetime | None = None) -> bool | None
     return (now or utcnow()) - last > max(timedelta(seconds=every * HEARTBEAT_STALE_FACTOR), HEARTBEAT_MIN_STALE)
 
 
-def check_source(camera: str, spec: str) -> dict:
-    """Whether a camera source exists. A file or folder is checked now; a network stream or a
-    webcam cannot be without connecting to it, and the result says so."""
-    spec = (spec or "").strip()
-    if not spec:
-        raise VigilError(f"camera {camera!r} has no source")
-    if spec.isdigit():
-        return {"camera": camera, "source": spec, "checked": False,
-                "why": "a webcam is opened only when the deployment starts"}
-    if "://" in spec:
-        return {"camera": camera, "source": spec, "checked": False,
-                "why": "a network stream cannot be checked without connecting to it; "
-                       "it is first opened when the deployment starts"}
-    path = Path(spec).expanduser()
-    if not path.exists():
-        raise VigilError(f"camera {camera!r}: {spec}: no such file or folder (a source is a video file, a folder "
-                         "of frames, an rtsp/http URL or a webcam index)")
+def check_source(resolved: dict) -> dict:
+    """What was checked of a (registered) camera source: a file or folder now, a network stream
+    or a webcam only when the deployment starts, and the result says so."""
+    camera, kind = resolved["camera"], resolved["kind"]
+    shown = {"camera": camera, "source": masked(resolved["source"]), "kind": kind}
+    if kind in ("webcam", "rtsp", "rtsps", "http", "https") or resolved["source"].isdigit():
+        why = ("a webcam is opened only when the deployment starts" if resolved["source"].isdigit() else
+               "a network stream cannot be checked without connecting to it; it is first opened when the "
+               "deployment starts")
+        return {**shown, "checked": False, "why": why}
+    path = Path(resolved["source"])
     if path.is_dir() and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()):
-        raise VigilError(f"camera {camera!r}: {spec}: the folder holds no image frames")
-    return {"camera": camera, "source": spec, "checked": True, "why": None}
+        raise VigilError(f"camera {camera!r}: {path}: the folder holds no image frames")
+    return {**shown, "checked": True, "why": None}
 
 
 def _check_plan(name, watchlists, sources, false_alert_rate, category_rates, start, end, trial, legal_basis):
@@ -120,21 +115,27 @@ def _check_plan(name, watchlists, sources, false_alert_rate, category_rates, sta
         raise VigilError("the window must end after it starts")
     if not trial and not legal_basis.strip():
         raise PolicyError("a deployment needs its legal basis (--legal-basis)")
-    cams = [s.get("camera") for s in sources]
+    cams = [s.get("camera") or s.get("source") for s in sources]
     if len(set(cams)) != len(cams):
         raise VigilError("camera names must be unique")
-    return [check_source(s.get("camera"), s.get("source")) for s in sources]
 
 
 def create_deployment(vigil, actor: Actor, *, name: str, location: str, sources: list[dict], watchlists: list[str],
                       window_start: datetime | None, window_end: datetime | None, legal_basis: str = "",
                       purpose: str = "", false_alert_rate: float = 1e-4,
-                      category_rates: dict[str, float] | None = None, trial: bool = False) -> dict:
+                      category_rates: dict[str, float] | None = None, trial: bool = False,
+                      local_trial: bool = False) -> dict:
+    """``sources``: registered cameras, ``{"camera": name}`` (see :mod:`vigil.services.cameras`);
+    ``local_trial`` (the command line's ``vigil watch`` only) also admits a local file, folder or
+    webcam for a trial."""
     start = window_start or utcnow()
     end = window_end or start + timedelta(hours=4)
     with use_case(vigil, actor, "deployment.trial" if trial else "deployment.create") as uow:
-        checks = _check_plan(name, watchlists, sources, false_alert_rate, category_rates, start, end, trial,
-                             legal_basis)
+        _check_plan(name, watchlists, sources, false_alert_rate, category_rates, start, end, trial, legal_basis)
+        resolved = resolve_sources(vigil, actor, uow.session, sources, local_trial=local_trial and trial)
+        if len({r["camera"] for r in resolved}) != len(resolved):
+            raise VigilError("a camera can be named only once in a deployment")
+        checks = [check_source(r) for r in resolved]
         colls = [get_collection(uow.session, "watchlist", w) for w in watchlists]
         for c in colls:
             check_live_pack(c.pack)
@@ -142,7 +143,7 @@ def create_deployment(vigil, actor: Actor, *, name: str, location: str, sources:
         if len(models) > 1:
             raise VigilError(f"the watchlists use different models ({', '.join(sorted(models))}); reindex one")
         dep = Deployment(name=name.strip(), location=location, purpose=purpose, legal_basis=legal_basis,
-                         sources=[{"camera": s["camera"], "source": s["source"].strip()} for s in sources],
+                         sources=stored(resolved),
                          watchlist_ids=[c.id for c in colls], window_start=start, window_end=end,
                          false_alert_rate=false_alert_rate, category_rates=category_rates or {}, is_trial=trial,
                          created_by=actor.username, status="draft", record={})
@@ -152,7 +153,7 @@ def create_deployment(vigil, actor: Actor, *, name: str, location: str, sources:
         uow.session.flush()
         uow.audit("deployment.created", "deployment", dep.id, {
             "name": dep.name, "location": location, "trial": trial, "watchlists": [c.name for c in colls],
-            "cameras": [s["camera"] for s in sources], "window_start": iso(start), "window_end": iso(end),
+            "cameras": [r["camera"] for r in resolved], "window_start": iso(start), "window_end": iso(end),
             "false_alert_rate": false_alert_rate, "category_rates": category_rates or {},
             "sources_checked": {c["camera"]: c["checked"] for c in checks}})
         if trial:

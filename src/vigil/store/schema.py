@@ -226,6 +226,19 @@ class ExportRecord(Base):
 
 
 # --------------------------------------------------------------------------- live
+class Camera(Base):
+    """A registered camera: the only sources a deployment may name (an administrator's allow-list)."""
+
+    __tablename__ = "cameras"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(60), unique=True)
+    kind: Mapped[str] = mapped_column(String(12))  # rtsp | rtsps | http | https | webcam | file | folder
+    source: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="")
+    registered_by: Mapped[str] = mapped_column(String(80), default="")
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Deployment(Base):
     __tablename__ = "deployments"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

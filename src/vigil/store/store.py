@@ -17,6 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from vigil.config import Settings
+from vigil.fsutil import make_private, private_by_default
 from vigil.store.blobs import BlobStore
 from vigil.store.crypto import Keyring, load_keyring
 from vigil.store.db import make_engine, session_factory, sqlite_path, upgrade
@@ -28,7 +29,9 @@ _lock = threading.Lock()
 class Store:
     def __init__(self, settings: Settings, *, migrate: bool = True):
         self.settings = settings
+        private_by_default()
         home = settings.ensure_home()
+        make_private(home, 0o700)  # files left by older versions become unreachable to others
         (home / "keys").mkdir(exist_ok=True, mode=0o700)
         key_path = home / "keys" / "data.key"
         if not settings.key and not key_path.exists():
@@ -42,8 +45,9 @@ class Store:
         db_file = sqlite_path(settings.db_url)
         if migrate:
             upgrade(self.engine)
-        if db_file and db_file.exists():
-            db_file.chmod(0o600)
+        if db_file:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                make_private(db_file.with_name(db_file.name + suffix), 0o600)
         self.Session = session_factory(self.engine)
         self.blobs = BlobStore(settings.blobs_dir, self.keyring)
         event.listen(self.Session, "after_commit", self._after_commit)
