@@ -135,6 +135,9 @@ class LiveRunner:
                         continue
                     took = True
                     self._process(frame)
+                for reader in self.readers:  # a camera that cannot be reached is said at once
+                    for message in reader.pop_warnings():
+                        self._send({"type": "notice", "camera": reader.camera, "message": message})
                 now = time.monotonic()
                 if now >= next_health:
                     next_health += self.options.health_every

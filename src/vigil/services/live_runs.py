@@ -21,6 +21,7 @@ from vigil.live.matcher import WatchlistEntry, WatchlistMatcher
 from vigil.live.runner import LiveRunner, RunOptions, RunResult, RunSetup
 from vigil.live.shot_embedding import ShotEmbedder
 from vigil.services.alerts import alert_payload
+from vigil.services.cameras import SourceRefused, sources_for_run
 from vigil.services.deployments import FINAL, heartbeat_stale, transition, why_not
 from vigil.services.unit import refuse, use_case
 from vigil.store.collections import is_expired
@@ -55,6 +56,10 @@ def start_deployment(vigil, actor: Actor, deployment_id) -> dict:
                 raise _Refusal(dep, f"its window opens at {iso(dep.window_start)}")
             if as_utc(dep.window_end) and now >= as_utc(dep.window_end):
                 raise _Refusal(dep, f"its window closed at {iso(dep.window_end)}")
+            try:  # the cameras are checked again: still registered, files still under the media root
+                sources_for_run(vigil, actor, uow.session, dep.sources)
+            except SourceRefused as exc:
+                raise _Refusal(dep, str(exc)) from None
             snapshot_ids, notes, pack = [], [], None
             for wid in dep.watchlist_ids:
                 coll = uow.session.get(Collection, wid)
@@ -241,6 +246,7 @@ class DeploymentRunner:
                                        category_rates=category_rates, split=shots.split)
             with use_case(vigil, actor) as uow:
                 dep = get_deployment(uow.session, self.deployment_id)
+                sources = sources_for_run(vigil, actor, uow.session, sources)
                 dep.heartbeat_at = utcnow()
                 dep.record = {**(dep.record or {}), "thresholds": matcher.thresholds(), "model_id": engine.model_id,
                               "entries": matcher.size, "heartbeat_every": options.heartbeat_every}
