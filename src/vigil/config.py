@@ -87,6 +87,8 @@ class LiveSettings(BaseModel):
     evidence_clip_seconds: float = Field(0.0, description="seconds kept before and after an alert for an "
                                          "evidence clip (0 = no clips; frames then never outlive processing)")
     evidence_clip_width: int = 960
+    media_root: Path | None = Field(None, description="registered file and folder cameras must lie under this "
+                                    "folder (default: media/ in the data directory)")
 
 
 class RetentionSettings(BaseModel):

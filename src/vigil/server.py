@@ -58,13 +58,14 @@ def create_app(settings: Settings, *, retention_every: float | None = 3600.0) ->
     app.state.vigil = vigil
     app.state.live = LiveRegistry()
     errors.install(app)
-    from vigil.api import routes_auth, routes_governance, routes_live, routes_store
+    from vigil.api import routes_auth, routes_cameras, routes_governance, routes_live, routes_store
 
     app.include_router(routes_auth.router)
     app.include_router(routes_store.router)
     for plural in ("galleries", "watchlists"):
         app.include_router(routes_store.collection_router(plural))
     app.include_router(routes_live.router)
+    app.include_router(routes_cameras.router)
     app.include_router(routes_governance.router)
 
     @app.get("/api/health", tags=["system"])

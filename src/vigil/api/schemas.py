@@ -29,8 +29,10 @@ class MemberIn(BaseModel):
 
 
 class CameraIn(BaseModel):
+    """A registered camera, by name (``source`` may name it instead, or repeat its registered source)."""
+
     camera: str = Field(min_length=1, max_length=60)
-    source: str = Field(min_length=1, max_length=1000)
+    source: str = Field("", max_length=1000)
 
 
 class DeploymentIn(BaseModel):
