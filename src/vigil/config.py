@@ -91,6 +91,20 @@ class LiveSettings(BaseModel):
                                     "folder (default: media/ in the data directory)")
 
 
+class AuditSettings(BaseModel):
+    """The audit chain's external anchor (docs/security.md, "The audit chain and its anchor")."""
+
+    anchor: str | None = Field(None, description="where signed heads are published outside the data directory: "
+                               "a file path (append-only log, another volume or account) or "
+                               "nats://[user:password@]host:port/STREAM?subject=SUBJECT (JetStream)")
+    anchor_key: Path | None = Field(None, description="Ed25519 key that signs anchored heads, outside the data "
+                                    "directory and never in a backup (default: anchor.key in the user's config "
+                                    "directory)")
+    anchor_credentials: Path | None = Field(None, description="NATS credentials file (.creds) for the anchor")
+    anchor_every_seconds: float = Field(300.0, description="republish the head this often (0 = only on writes)")
+    anchor_timeout_seconds: float = Field(5.0, description="longest wait for the anchor on one write")
+
+
 class RetentionSettings(BaseModel):
     false_alert_hours: float = 24.0
     confirmed_alert_days: float = 31.0
@@ -116,6 +130,7 @@ class Settings(BaseSettings):
     custom_pack: CustomPackSettings = CustomPackSettings()
     quality: QualitySettings = QualitySettings()
     retention: RetentionSettings = RetentionSettings()
+    audit: AuditSettings = AuditSettings()
     live: LiveSettings = LiveSettings()
     # Index: galleries up to this size are searched exactly; larger ones use the ANN index.
     exact_search_limit: int = 200_000
@@ -177,6 +192,10 @@ class Settings(BaseSettings):
         if data.get("database_url") and "@" in data["database_url"]:
             scheme, rest = data["database_url"].split("://", 1)
             data["database_url"] = f"{scheme}://***@{rest.split('@', 1)[1]}"
+        anchor = (data.get("audit") or {}).get("anchor") or ""
+        if "://" in anchor and "@" in anchor.split("://", 1)[1].split("/", 1)[0]:
+            scheme, rest = anchor.split("://", 1)
+            data["audit"]["anchor"] = f"{scheme}://***@{rest.split('@', 1)[1]}"
         return data
 
 

@@ -147,14 +147,41 @@ def audit_verify(as_json: bool = JsonOpt) -> None:
     result = audit_views.verify_audit(vigil, actor)
 
     def human(r):
+        anchor = r.get("anchor")
         if r["ok"]:
             console.print(f"[green]OK[/]: {r['entries']} entries, chain and signatures intact"
-                          + (f" ({r['note']})" if r.get("note") else ""))
+                          + (f", anchored up to entry {anchor['anchored_head']}" if anchor else "")
+                          + (f" ({r['note']})" if r.get("note") and not (anchor and anchor["restores"]) else ""))
         else:
             console.print(f"[bold red]TAMPERED[/]: first bad entry {r['first_bad_entry']}: {r['reason']}")
+        if anchor:
+            console.print(f"Anchor: {anchor['kind']} {anchor['location']}, {anchor['records']} signed heads "
+                          f"(key {anchor['key_id']})" + (f", {anchor['pending']} waiting to be delivered"
+                                                         if anchor["pending"] else ""))
+            for restore in anchor["restores"]:
+                lost = restore["discarded"]
+                console.print(f"[yellow]Restore[/] at entry {restore['entry']} ({restore['published']}): the log "
+                              f"was rolled back from entry {restore['replaced_head']} to {restore['restored_head']}"
+                              + (f"; entries {lost[0]} to {lost[1]} of the replaced log were discarded" if lost
+                                 else ""))
 
     emit(result, as_json, human)
     if not result["ok"]:
+        raise typer.Exit(1)
+
+
+@audit_app.command("anchor")
+def audit_anchor(as_json: bool = JsonOpt) -> None:
+    """Publish the log's head to the anchor now (after configuring one, or from cron)."""
+    from vigil.services import audit_views
+
+    vigil, actor = ctx()
+    result = audit_views.publish_anchor(vigil, actor)
+    emit(result, as_json, lambda r: console.print(
+        f"Anchored entry {r['anchored_entry']} at {r['kind']} {r['location']}"
+        + (f"; [bold red]{r['pending']} head(s) could not be delivered[/] (anchor unreachable; they wait in "
+           "the spool and go out with the next write)" if r["pending"] else "")))
+    if result["pending"]:
         raise typer.Exit(1)
 
 

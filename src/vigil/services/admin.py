@@ -63,6 +63,7 @@ def restore(vigil: Vigil, actor: Actor, source: Path, *, force: bool = False) ->
             "restored_head": restored_head, "replaced_head": replaced["audit_head"],
             "schema_revision_before": replaced["schema_revision"],
             "schema_revision_after": backups.database_revision(settings.db_url), "forced": force})
+        restored.audit.note_restore(uow.session, replaced["audit_head"], restored_head)  # anchored as a restore
     return {**result, "sha256": digest, "restored_head": restored_head, "replaced_head": replaced["audit_head"]}
 
 

@@ -6,6 +6,7 @@ at the trail would grow without bound and record nothing that changed.
 
 from __future__ import annotations
 
+from vigil.errors import VigilError
 from vigil.governance.audit_query import query_entries
 from vigil.governance.permissions import Actor
 from vigil.services.unit import use_case
@@ -20,7 +21,24 @@ def list_audit(vigil, actor: Actor, *, action: str | None = None, actor_name: st
 
 
 def verify_audit(vigil, actor: Actor) -> dict:
-    """Walk the whole chain and compare it with the head kept outside the database: ``ok``,
-    ``entries``, ``first_bad_entry`` and the ``reason`` it is bad."""
+    """Walk the whole chain and compare it with the head file and, where ``audit.anchor`` is
+    set, the signed heads the anchor holds: ``ok``, ``entries``, ``first_bad_entry``, the
+    ``reason`` it is bad, ``anchor`` (what it holds, the restores that rolled the log back)."""
     with use_case(vigil, actor, "audit.view") as uow:
         return vigil.audit.verify(uow.session)
+
+
+def publish_anchor(vigil, actor: Actor) -> dict:
+    """Publish the log's head to the anchor now (``system.admin``): after configuring an anchor
+    for a log that already has entries, or from cron where nothing else writes. It is itself an
+    audit entry, whose head is what gets anchored; heads spooled while the anchor was down go
+    out first. ``pending`` says how many still wait (0 when the anchor took them)."""
+    if vigil.audit.anchor is None:
+        raise VigilError("no audit anchor is configured: set audit.anchor (VIGIL_AUDIT__ANCHOR) to a file path "
+                         "outside the data directory or a nats:// URL")
+    waiting = vigil.audit.anchor.pending()
+    with use_case(vigil, actor, "system.admin") as uow:
+        entry = uow.audit("audit.anchored", "audit", "", {"anchor": vigil.audit.anchor.describe()["location"],
+                                                          "spooled_before": waiting})
+        seq = entry.seq
+    return {"anchored_entry": seq, "pending": vigil.audit.anchor.flush(), **vigil.audit.anchor.describe()}

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from vigil.config import Settings
 from vigil.engine.face_engine import FaceEngine
+from vigil.governance.anchor_open import open_anchor
 from vigil.governance.audit import AuditKey, AuditLog
 from vigil.store.schema import Collection, User
 from vigil.store.store import Store, forget_stores, open_store
@@ -26,7 +27,7 @@ class Vigil:
         self.settings = settings
         self.store: Store = store or open_store(settings)
         self.audit = AuditLog(AuditKey.load_or_create(self.store.home / "keys" / "audit.key", settings.audit_key),
-                              settings.head_path)
+                              settings.head_path, open_anchor(settings))
         self.store.add_commit_hook(self.audit.after_commit)
         self.indexes = IndexManager(self.store)
         self.first_run: dict | None = ensure_initialised(self)

@@ -2,9 +2,10 @@
 
 A backup is a folder holding ``vigil.db`` (a consistent SQLite copy of the database, made
 with SQLite's online backup API, or table by table from PostgreSQL), the encrypted blobs
-and index files it references, the audit head, and ``manifest.json``. Keys are NOT in the
-backup: back up ``keys/`` (or your ``VIGIL_KEY``/``VIGIL_AUDIT_KEY`` secrets) separately,
-and keep them apart from the data, or a stolen backup is a readable one.
+and index files it references, and ``manifest.json``; not the audit head file, which never
+moves backwards (the restore's own audit entry sets it, and the anchor records that). Keys
+are NOT in the backup: back up ``keys/`` (or your ``VIGIL_KEY``/``VIGIL_AUDIT_KEY`` secrets)
+separately, and keep them apart from the data, or a stolen backup is a readable one.
 
 Persistence only: these functions copy files and rows. Who may back up or restore, and the
 audit entries that say who did (with the backup's digest and the audit heads before and
@@ -100,9 +101,6 @@ def write_backup(store, target: Path) -> dict:
             missing.append(blob_id)  # deleted between the database copy and now
     if (store.home / "index").is_dir():
         shutil.copytree(store.home / "index", target / "index")
-    if store.settings.head_path.is_file():
-        (target / "audit").mkdir()
-        shutil.copy2(store.settings.head_path, target / "audit" / "head.json")
     manifest = {"vigil_version": __version__, "created_at": iso(utcnow()), "source_database": redact_url(store.settings.db_url),
                 "blobs": copied, "blobs_deleted_during_backup": missing,
                 "data_key_ids": sorted(k.hex() for k in store.keyring.keys),
@@ -233,9 +231,6 @@ def restore(settings, source: Path, *, force: bool = False) -> dict:
     for folder in ("blobs", "index"):
         if (source / folder).is_dir():
             shutil.copytree(source / folder, home / folder, dirs_exist_ok=True)
-    if (source / "audit" / "head.json").is_file():
-        settings.head_path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source / "audit" / "head.json", settings.head_path)
     # prove the keys work on restored data
     check = make_engine(target_url)
     with check.connect() as conn:
