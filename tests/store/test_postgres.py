@@ -101,3 +101,21 @@ def test_db_copy_from_embedded_sqlite_to_postgres(home, pg_url):
         server.audit.record(s, admin, "test.after_copy")
         assert s.scalar(select(func.max(AuditEntry.seq))) == counts["audit_log"] + 1
     forget_contexts()
+
+
+@pytest.mark.postgres
+def test_a_collection_may_name_a_fused_pair_of_any_two_models(pg_url):
+    """``fusion:sface+faceplugin`` is 23 characters; PostgreSQL enforces VARCHAR lengths."""
+    from vigil.store.db import make_engine, upgrade
+
+    engine = make_engine(pg_url)
+    try:
+        upgrade(engine)
+        with engine.connect() as conn:
+            length = conn.execute(text(
+                "SELECT character_maximum_length FROM information_schema.columns "
+                "WHERE table_name = 'collections' AND column_name = 'pack' AND table_schema = current_schema()"
+            )).scalar()
+        assert length >= len("fusion:sface+faceplugin")
+    finally:
+        engine.dispose()

@@ -97,7 +97,7 @@ class Collection(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(12))  # gallery | watchlist
     name: Mapped[str] = mapped_column(String(120))
-    pack: Mapped[str] = mapped_column(String(20))
+    pack: Mapped[str] = mapped_column(String(64))
     model_id: Mapped[str] = mapped_column(String(120))
     purpose: Mapped[str] = mapped_column(Text, default="")
     legal_basis: Mapped[str] = mapped_column(Text, default="")
