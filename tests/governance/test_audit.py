@@ -122,3 +122,25 @@ def test_cli_audit_verify_json_and_exit_status(audited, home, tmp_path):
     data = json.loads(bad.stdout)
     assert data["ok"] is False and data["first_bad_entry"] == 2
 
+
+
+def test_head_file_is_private_and_never_moves_backwards(audited):
+    import stat
+
+    log = audited.audit
+    head = log.read_head()
+    assert stat.S_IMODE(log.head_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(log.head_path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(log.head_path.with_name(log.head_path.name + ".lock").stat().st_mode) == 0o600
+    log.write_head(head["seq"] - 3, "0" * 64)  # an older head (a slow writer, or someone putting one back)
+    assert log.read_head() == head
+    log.write_head(head["seq"] - 3, "0" * 64, restore=True)  # only a restore's own entry sets it back
+    assert log.read_head()["seq"] == head["seq"] - 3
+
+
+def test_backups_carry_no_head_file(audited, tmp_path):
+    from vigil.services import admin as admin_service
+
+    out = admin_service.backup(audited, audited.cli_actor(), tmp_path / "bk")
+    assert out["audit_head"]["seq"] >= 9
+    assert not (tmp_path / "bk" / "audit").exists() and not list((tmp_path / "bk").rglob("head.json"))
