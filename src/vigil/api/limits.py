@@ -1,9 +1,12 @@
-"""Request size limit as ASGI middleware: refuses bodies over the limit with 413, whether
-or not the client sent a Content-Length, before anything is parsed."""
+"""Request size limit as ASGI middleware: refuses bodies over the limit with a 413 problem,
+whether or not the client sent a Content-Length, before anything is parsed. (Text fields
+have their own, much smaller, limits in :mod:`vigil.api.schemas`.)"""
 
 from __future__ import annotations
 
 import json
+
+from vigil.api.errors import PROBLEM_JSON, problem_body
 
 
 class BodyLimit:
@@ -43,9 +46,11 @@ class BodyLimit:
                 await self._reject(send)
 
     async def _reject(self, send):
-        body = json.dumps({"detail": f"request body over the {self.max_bytes // (1024 * 1024)} MB limit"}).encode()
+        detail = f"request body over the {self.max_bytes // (1024 * 1024)} MB limit"
+        body = json.dumps(problem_body(413, detail, "RequestTooLarge")).encode()
         await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                    "headers": [(b"content-type", PROBLEM_JSON.encode()),
+                                (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
 
 

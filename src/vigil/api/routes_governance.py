@@ -3,25 +3,25 @@ which checks the permission (403), runs the transaction and writes the audit ent
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
-from pydantic import BaseModel
 
 from vigil.api.auth import current_actor
-from vigil.api.schemas import UserIn
+from vigil.api.schemas import MAX_ID, REPORT_FORMATS, Id, ReportFormat, RoleIn, UserIn, Username, Year
 from vigil.services import Actor, accounts, audit_views, reports
 from vigil.services.retention import run_retention
 
 router = APIRouter(prefix="/api", tags=["accountability"])
 
 
-class RoleIn(BaseModel):
-    role: str
-
-
 @router.get("/audit")
-def audit(request: Request, action: str | None = None, actor_name: str | None = None, object_type: str | None = None,
-          limit: int = 100, before: int | None = None, actor: Actor = Depends(current_actor)):
+def audit(request: Request, action: Annotated[str | None, Query(max_length=60)] = None,
+          actor_name: Annotated[str | None, Query(max_length=80)] = None,
+          object_type: Annotated[str | None, Query(max_length=40)] = None,
+          limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+          before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None, actor: Actor = Depends(current_actor)):
     return audit_views.list_audit(request.app.state.vigil, actor, action=action, actor_name=actor_name,
                                   object_type=object_type, limit=limit, before=before)
 
@@ -40,13 +40,14 @@ def _formatted(report: dict, fmt: str, title: str):
     return HTMLResponse(text) if fmt == "html" else PlainTextResponse(text, media_type="text/csv")
 
 
-@router.get("/reports/deployments/{dep_id}")
-def report_deployment(dep_id: int, request: Request, format: str = "json", actor: Actor = Depends(current_actor)):
+@router.get("/reports/deployments/{dep_id}", responses=REPORT_FORMATS)
+def report_deployment(dep_id: Id, request: Request, format: ReportFormat = "json",
+                      actor: Actor = Depends(current_actor)):
     return _formatted(reports.deployment_report(request.app.state.vigil, actor, dep_id), format, f"Deployment {dep_id}")
 
 
-@router.get("/reports/annual/{year}")
-def report_annual(year: int, request: Request, format: str = "json", include_trials: bool = False,
+@router.get("/reports/annual/{year}", responses=REPORT_FORMATS)
+def report_annual(year: Year, request: Request, format: ReportFormat = "json", include_trials: bool = False,
                   actor: Actor = Depends(current_actor)):
     report = reports.annual_report(request.app.state.vigil, actor, year, include_trials=include_trials)
     return _formatted(report, format, f"Live facial recognition deployments {year}")
@@ -71,28 +72,28 @@ def add_user(body: UserIn, request: Request, actor: Actor = Depends(current_acto
 
 
 @router.post("/users/{username}/disable")
-def disable_user(username: str, request: Request, actor: Actor = Depends(current_actor)):
+def disable_user(username: Username, request: Request, actor: Actor = Depends(current_actor)):
     """Disable a user: every session and API token of theirs stops working at once."""
     return accounts.set_disabled(request.app.state.vigil, actor, username, True)
 
 
 @router.post("/users/{username}/enable")
-def enable_user(username: str, request: Request, actor: Actor = Depends(current_actor)):
+def enable_user(username: Username, request: Request, actor: Actor = Depends(current_actor)):
     return accounts.set_disabled(request.app.state.vigil, actor, username, False)
 
 
 @router.post("/users/{username}/reset-password")
-def reset_password(username: str, request: Request, actor: Actor = Depends(current_actor)):
+def reset_password(username: Username, request: Request, actor: Actor = Depends(current_actor)):
     """A new generated password (shown once); every session and API token of the user ends."""
     return accounts.reset_password(request.app.state.vigil, actor, username)
 
 
 @router.post("/users/{username}/role")
-def set_role(username: str, body: RoleIn, request: Request, actor: Actor = Depends(current_actor)):
+def set_role(username: Username, body: RoleIn, request: Request, actor: Actor = Depends(current_actor)):
     """Change a user's role; their sessions and API tokens end (they log in again)."""
     return accounts.set_role(request.app.state.vigil, actor, username, body.role)
 
 
 @router.post("/tokens/{token_id}/revoke")
-def revoke(token_id: int, request: Request, actor: Actor = Depends(current_actor)):
+def revoke(token_id: Id, request: Request, actor: Actor = Depends(current_actor)):
     return accounts.revoke_token(request.app.state.vigil, actor, token_id)

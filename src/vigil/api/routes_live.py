@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, Field
-
 from vigil.api.auth import current_actor
-from vigil.api.schemas import AuthoriseIn, DecisionIn, DeploymentIn, OutcomesIn, RunIn
+from vigil.api.schemas import (
+    JPEG, MAX_ID, AfterId, AuthoriseIn, CancelIn, DecisionIn, DeploymentIn, Id, OutcomesIn, RunIn,
+)
 from vigil.services import Actor
 from vigil.services.alerts import alert_image, decide, list_alerts, read_clip, show_alert
 from vigil.services.deployments import (
@@ -22,10 +23,6 @@ from vigil.services.deployments import (
 from vigil.services.live_runs import start_deployment, stop_deployment
 
 router = APIRouter(prefix="/api", tags=["live"])
-
-
-class CancelIn(BaseModel):
-    reason: str = Field("", max_length=2000)
 
 
 @router.get("/deployments")
@@ -44,24 +41,24 @@ def create(body: DeploymentIn, request: Request, actor: Actor = Depends(current_
 
 
 @router.get("/deployments/{dep_id}")
-def show(dep_id: int, request: Request, actor: Actor = Depends(current_actor)):
+def show(dep_id: Id, request: Request, actor: Actor = Depends(current_actor)):
     data = show_deployment(request.app.state.vigil, actor, dep_id)
     data["live"] = request.app.state.live.status(dep_id)
     return data
 
 
 @router.post("/deployments/{dep_id}/authorise")
-def authorise(dep_id: int, body: AuthoriseIn, request: Request, actor: Actor = Depends(current_actor)):
+def authorise(dep_id: Id, body: AuthoriseIn, request: Request, actor: Actor = Depends(current_actor)):
     return authorise_deployment(request.app.state.vigil, actor, dep_id, body.note)
 
 
 @router.post("/deployments/{dep_id}/cancel")
-def cancel(dep_id: int, request: Request, body: CancelIn | None = None, actor: Actor = Depends(current_actor)):
+def cancel(dep_id: Id, request: Request, body: CancelIn | None = None, actor: Actor = Depends(current_actor)):
     return cancel_deployment(request.app.state.vigil, actor, dep_id, body.reason if body else "")
 
 
 @router.post("/deployments/{dep_id}/start")
-def start(dep_id: int, body: RunIn, request: Request, actor: Actor = Depends(current_actor)):
+def start(dep_id: Id, body: RunIn, request: Request, actor: Actor = Depends(current_actor)):
     vigil = request.app.state.vigil
     data = start_deployment(vigil, actor, dep_id)
     request.app.state.live.start(vigil, actor, dep_id, fast=body.fast, max_seconds=body.max_seconds)
@@ -69,7 +66,7 @@ def start(dep_id: int, body: RunIn, request: Request, actor: Actor = Depends(cur
 
 
 @router.post("/deployments/{dep_id}/stop")
-def stop(dep_id: int, request: Request, actor: Actor = Depends(current_actor)):
+def stop(dep_id: Id, request: Request, actor: Actor = Depends(current_actor)):
     """Stops the deployment wherever it runs: in this server at once, in another process at its
     runner's next heartbeat; one whose runner died is marked failed and its snapshot erased."""
     return stop_deployment(request.app.state.vigil, actor, dep_id, stop_local=request.app.state.live.stop,
@@ -77,32 +74,35 @@ def stop(dep_id: int, request: Request, actor: Actor = Depends(current_actor)):
 
 
 @router.post("/deployments/{dep_id}/outcomes")
-def outcomes(dep_id: int, body: OutcomesIn, request: Request, actor: Actor = Depends(current_actor)):
+def outcomes(dep_id: Id, body: OutcomesIn, request: Request, actor: Actor = Depends(current_actor)):
     return record_outcomes(request.app.state.vigil, actor, dep_id, engagements=body.engagements, arrests=body.arrests)
 
 
 @router.get("/alerts")
-def alerts(request: Request, deployment_id: int | None = None, undecided: bool = False, after_id: int = 0,
+def alerts(request: Request, deployment_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+           undecided: bool = False, after_id: AfterId = 0,
            actor: Actor = Depends(current_actor)):
     return list_alerts(request.app.state.vigil, actor, deployment_id=deployment_id, undecided_only=undecided,
                        after_id=after_id)
 
 
 @router.post("/alerts/{alert_id}/decision")
-def decision(alert_id: int, body: DecisionIn, request: Request, actor: Actor = Depends(current_actor)):
+def decision(alert_id: Id, body: DecisionIn, request: Request, actor: Actor = Depends(current_actor)):
     return decide(request.app.state.vigil, actor, alert_id, decision=body.decision, outcome=body.outcome,
                   notes=body.notes, case_ref=body.case_ref, reason=body.reason)
 
 
-@router.get("/alerts/{alert_id}/{which}.jpg")
-def image(alert_id: int, which: str, request: Request, actor: Actor = Depends(current_actor)):
+@router.get("/alerts/{alert_id}/{which}.jpg", response_class=Response, responses=JPEG)
+def image(alert_id: Id, which: Literal["probe", "frame", "watchlist"], request: Request,
+          actor: Actor = Depends(current_actor)):
     """probe | frame | watchlist: decrypted in memory, never cached."""
     data = alert_image(request.app.state.vigil, actor, alert_id, which)
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
-@router.get("/alerts/{alert_id}/clip.avi")
-def clip(alert_id: int, request: Request, actor: Actor = Depends(current_actor)):
+@router.get("/alerts/{alert_id}/clip.avi", response_class=Response,
+            responses={200: {"content": {"video/x-msvideo": {"schema": {"type": "string", "format": "binary"}}}}})
+def clip(alert_id: Id, request: Request, actor: Actor = Depends(current_actor)):
     """The evidence clip (other faces blurred), from memory. A download is an export: recorded, audited."""
     client = request.client.host if request.client else "unknown"
     data = read_clip(request.app.state.vigil, actor, alert_id, destination=f"API download by {actor.username} ({client})")
@@ -111,14 +111,16 @@ def clip(alert_id: int, request: Request, actor: Actor = Depends(current_actor))
                              "Content-Disposition": f'attachment; filename="alert-{alert_id}.avi"'})
 
 
-@router.get("/alerts/stream")
-async def stream(request: Request, after_id: int = 0, once: bool = False, actor: Actor = Depends(current_actor)):
+@router.get("/alerts/stream", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}})
+async def stream(request: Request, after_id: AfterId = 0, once: bool = False, actor: Actor = Depends(current_actor)):
     """Server-Sent Events: each new alert as an ``alert`` event, a heartbeat every 15 s.
     ``once`` returns what is new and closes (for scripts and tests)."""
     vigil = request.app.state.vigil
     registry = request.app.state.live
     resume = request.headers.get("last-event-id", "")
-    if resume.isdigit():  # a reconnecting EventSource continues where it stopped
+    # a reconnecting EventSource continues where it stopped
+    if resume.isascii() and resume.isdigit() and int(resume) <= MAX_ID:
         after_id = max(after_id, int(resume))
     # the first query runs before the response starts, so a refused role gets its 403
     existing = await asyncio.to_thread(list_alerts, vigil, actor, limit=1)
@@ -149,7 +151,7 @@ async def stream(request: Request, after_id: int = 0, once: bool = False, actor:
 
 
 @router.get("/alerts/{alert_id}")
-def alert(alert_id: int, request: Request, actor: Actor = Depends(current_actor)):
+def alert(alert_id: Id, request: Request, actor: Actor = Depends(current_actor)):
     """One alert with its latest decision and every earlier one (``history``). Declared
     after ``/alerts/stream`` so that that path is never read as an id."""
     return show_alert(request.app.state.vigil, actor, alert_id)

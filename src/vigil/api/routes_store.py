@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
 
 from vigil.api.auth import current_actor
-from vigil.api.schemas import AuthoriseIn, CollectionIn, DeleteIn, MemberIn
+from vigil.api.schemas import JPEG, AuthoriseIn, CollectionIn, CollectionName, DeleteIn, MemberIn, SubjectId
 from vigil.errors import QualityError, VigilError
 from vigil.services import Actor
 from vigil.services import collections as collections_service
@@ -20,14 +20,15 @@ KINDS = {"galleries": "gallery", "watchlists": "watchlist"}
 
 
 @router.post("/watchlists/{name}/authorise")
-def authorise(name: str, body: AuthoriseIn, request: Request, actor: Actor = Depends(current_actor)):
+def authorise(name: CollectionName, body: AuthoriseIn, request: Request, actor: Actor = Depends(current_actor)):
     return collections_service.authorise_watchlist(request.app.state.vigil, actor, name, body.note)
 
 
 @router.post("/search")
-async def search(request: Request, probe: UploadFile = File(...), gallery: str = Form(""), watchlist: str = Form(""),
+async def search(request: Request, probe: UploadFile = File(...), gallery: str = Form("", max_length=120),
+                 watchlist: str = Form("", max_length=120),
                  case_ref: str = Form("", max_length=200), reason: str = Form("", max_length=2000),
-                 top: int = Form(20), actor: Actor = Depends(current_actor)):
+                 top: int = Form(20, ge=1, le=200), actor: Actor = Depends(current_actor)):
     """Search every face of an uploaded probe (image or video) against a gallery."""
     if bool(gallery) == bool(watchlist):
         raise VigilError("give exactly one of gallery or watchlist")
@@ -38,17 +39,17 @@ async def search(request: Request, probe: UploadFile = File(...), gallery: str =
 
 
 @router.get("/subjects/{subject_id}")
-def subject(subject_id: str, request: Request, actor: Actor = Depends(current_actor)):
+def subject(subject_id: SubjectId, request: Request, actor: Actor = Depends(current_actor)):
     return subjects.show_subject(request.app.state.vigil, actor, subject_id)
 
 
 @router.delete("/subjects/{subject_id}")
-def erase(subject_id: str, body: DeleteIn, request: Request, actor: Actor = Depends(current_actor)):
+def erase(subject_id: SubjectId, body: DeleteIn, request: Request, actor: Actor = Depends(current_actor)):
     return subjects.erase_subject(request.app.state.vigil, actor, subject_id, body.reason)
 
 
-@router.get("/subjects/{subject_id}/image")
-def subject_image(subject_id: str, request: Request, actor: Actor = Depends(current_actor)):
+@router.get("/subjects/{subject_id}/image", response_class=Response, responses=JPEG)
+def subject_image(subject_id: SubjectId, request: Request, actor: Actor = Depends(current_actor)):
     """The subject's first enrolled face, cropped (for the console's side-by-side view)."""
     jpeg = subjects.subject_face_jpeg(request.app.state.vigil, actor, subject_id)
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
@@ -71,31 +72,33 @@ def collection_router(plural: str) -> APIRouter:
             expires_at=body.expires_at)
 
     @r.get(f"/{plural}/{{name}}")
-    def show(name: str, request: Request, actor: Actor = Depends(current_actor)):
+    def show(name: CollectionName, request: Request, actor: Actor = Depends(current_actor)):
         return collections_service.show_collection(request.app.state.vigil, actor, kind, name)
 
     @r.get(f"/{plural}/{{name}}/subjects")
-    def members(name: str, request: Request, actor: Actor = Depends(current_actor)):
+    def members(name: CollectionName, request: Request, actor: Actor = Depends(current_actor)):
         return collections_service.collection_members(request.app.state.vigil, actor, kind, name)
 
     @r.post(f"/{plural}/{{name}}/expire")
-    def expire(name: str, request: Request, actor: Actor = Depends(current_actor)):
+    def expire(name: CollectionName, request: Request, actor: Actor = Depends(current_actor)):
         return collections_service.expire_collection(request.app.state.vigil, actor, kind, name)
 
     @r.post(f"/{plural}/{{name}}/members")
-    def add_member(name: str, body: MemberIn, request: Request, actor: Actor = Depends(current_actor)):
+    def add_member(name: CollectionName, body: MemberIn, request: Request, actor: Actor = Depends(current_actor)):
         return subjects.add_subject_to_collection(request.app.state.vigil, actor, kind, name, body.subject_id)
 
     @r.delete(f"/{plural}/{{name}}/members/{{subject_id}}")
-    def remove_member(name: str, subject_id: str, request: Request, actor: Actor = Depends(current_actor)):
+    def remove_member(name: CollectionName, subject_id: SubjectId, request: Request,
+                      actor: Actor = Depends(current_actor)):
         return subjects.remove_subject_from_collection(request.app.state.vigil, actor, kind, name, subject_id)
 
     @r.delete(f"/{plural}/{{name}}")
-    def delete(name: str, body: DeleteIn, request: Request, actor: Actor = Depends(current_actor)):
+    def delete(name: CollectionName, body: DeleteIn, request: Request, actor: Actor = Depends(current_actor)):
         return collections_service.delete_collection(request.app.state.vigil, actor, kind, name, body.reason)
 
-    @r.post(f"/{plural}/{{name}}/enrol", status_code=201)
-    async def enrol(name: str, request: Request, response: Response, image: UploadFile = File(...),
+    @r.post(f"/{plural}/{{name}}/enrol", status_code=201,
+            responses={200: {"description": "a preview: the face and its quality, nothing stored"}})
+    async def enrol(name: CollectionName, request: Request, response: Response, image: UploadFile = File(...),
                     subject_name: str = Form("", max_length=200), subject_id: str = Form("", max_length=40),
                     category: str = Form("", max_length=40), reference: str = Form("", max_length=200),
                     preview: bool = Form(False), actor: Actor = Depends(current_actor)):

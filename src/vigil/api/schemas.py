@@ -1,79 +1,139 @@
-"""Request bodies (pydantic): validated before any service runs, so malformed requests get 422."""
+"""Request bodies and parameter types (pydantic): validated before any service runs, so a
+malformed request gets a 422 problem, never a 500. Every integer is bounded (ids 1..2^63-1, what
+the databases store), every float finite, every date-time timezone-aware (a naive one is read
+as UTC), every text field has a maximum length."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from fastapi import Form, Path, Query
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+MAX_ID = 2**63 - 1  # the largest BIGINT (PostgreSQL) and INTEGER (SQLite)
+TEXT = 2000  # purposes, legal bases, notes and reasons
+EARLIEST_YEAR, LATEST_YEAR = 1970, 9000
 
 
-class CollectionIn(BaseModel):
+def _as_utc(value: datetime) -> datetime:
+    """A naive date-time is UTC; an aware one is converted to UTC. Years outside 1970-9000 are
+    refused (so that no window arithmetic can overflow)."""
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise ValueError(f"the year must be between {EARLIEST_YEAR} and {LATEST_YEAR}")
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
+Id = Annotated[int, Path(ge=1, le=MAX_ID, description="a numeric id (1 to 2^63-1)")]
+CollectionName = Annotated[str, Path(min_length=1, max_length=120)]
+SubjectId = Annotated[str, Path(min_length=1, max_length=40)]
+Username = Annotated[str, Path(min_length=1, max_length=80)]
+Year = Annotated[int, Path(ge=2000, le=2100, description="the reports cover 2000 to 2100")]
+Role = Literal["admin", "supervisor", "operator", "investigator", "auditor"]
+ReportFormat = Annotated[Literal["json", "html", "csv", "png"], Query()]
+AfterId = Annotated[int, Query(ge=0, le=MAX_ID, description="only alerts with a larger id")]
+
+
+class Body(BaseModel):
+    """Every request body: NaN and infinity are refused in every float."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+
+class CollectionIn(Body):
     name: str = Field(min_length=1, max_length=120)
-    pack: str | None = None
-    purpose: str = ""
-    legal_basis: str = ""
-    category: str = "unspecified"
-    expires_at: datetime | None = None
+    pack: str | None = Field(None, max_length=20)
+    purpose: str = Field("", max_length=TEXT)
+    legal_basis: str = Field("", max_length=TEXT)
+    category: str = Field("unspecified", max_length=40)
+    expires_at: UtcDateTime | None = None
 
 
-class AuthoriseIn(BaseModel):
-    note: str = ""
+class AuthoriseIn(Body):
+    note: str = Field("", max_length=TEXT)
 
 
-class DeleteIn(BaseModel):
+class DeleteIn(Body):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-class MemberIn(BaseModel):
+class MemberIn(Body):
     subject_id: str = Field(min_length=1, max_length=40)
 
 
-class CameraIn(BaseModel):
+class CameraIn(Body):
     """A registered camera, by name (``source`` may name it instead, or repeat its registered source)."""
 
     camera: str = Field(min_length=1, max_length=60)
     source: str = Field("", max_length=1000)
 
 
-class DeploymentIn(BaseModel):
+class DeploymentIn(Body):
     name: str = Field(min_length=1, max_length=200)
     location: str = Field("", max_length=300)
     cameras: list[CameraIn] = Field(min_length=1, max_length=32)
-    watchlists: list[str] = Field(min_length=1, max_length=16)
-    window_start: datetime | None = None
-    window_end: datetime | None = None
-    legal_basis: str = ""
-    purpose: str = ""
+    watchlists: list[Annotated[str, Field(min_length=1, max_length=120)]] = Field(min_length=1, max_length=16)
+    window_start: UtcDateTime | None = None
+    window_end: UtcDateTime | None = None
+    legal_basis: str = Field("", max_length=TEXT)
+    purpose: str = Field("", max_length=TEXT)
     false_alert_rate: float = Field(1e-4, gt=0, lt=0.1)
-    category_rates: dict[str, float] = {}
+    category_rates: dict[Annotated[str, Field(max_length=40)], Annotated[float, Field(gt=0, lt=0.1)]] = Field(
+        default_factory=dict, max_length=16)
     trial: bool = False
 
 
-class RunIn(BaseModel):
+class RunIn(Body):
     fast: bool = False
     max_seconds: float | None = Field(None, gt=0, le=24 * 3600)
 
 
-class OutcomesIn(BaseModel):
-    engagements: int | None = Field(None, ge=0)
-    arrests: int | None = Field(None, ge=0)
+class OutcomesIn(Body):
+    engagements: int | None = Field(None, ge=0, le=1_000_000)
+    arrests: int | None = Field(None, ge=0, le=1_000_000)
 
 
-class DecisionIn(BaseModel):
-    decision: str
-    outcome: str = "no_action"
+class DecisionIn(Body):
+    decision: Literal["confirmed", "false_alert", "unverified"]
+    outcome: Literal["no_action", "engaged", "arrested"] = "no_action"
     notes: str = Field("", max_length=4000)
     case_ref: str = Field("", max_length=200)
     reason: str = Field("", max_length=2000)  # needed to revise an earlier decision
 
 
-class UserIn(BaseModel):
+class UserIn(Body):
     username: str = Field(min_length=1, max_length=80)
-    role: str
-    display_name: str = ""
+    role: Role
+    display_name: str = Field("", max_length=200)
     password: str | None = Field(None, min_length=10, max_length=200)
 
 
-class TokenIn(BaseModel):
-    name: str = ""
+class TokenIn(Body):
+    name: str = Field("", max_length=120)
     days: float | None = Field(None, gt=0, le=3650)
+
+
+class RoleIn(Body):
+    role: Role
+
+
+class CancelIn(Body):
+    reason: str = Field("", max_length=TEXT)
+
+
+class LoginForm:
+    """The OAuth2 password form (``POST /api/token``), each field bounded: no password longer
+    than any Vigil accepts reaches the password hash."""
+
+    def __init__(self, username: Annotated[str, Form(max_length=80)],
+                 password: Annotated[str, Form(max_length=200)],
+                 grant_type: Annotated[Literal["password"] | None, Form()] = None,
+                 scope: Annotated[str, Form(max_length=200)] = ""):
+        self.username, self.password, self.grant_type, self.scopes = username, password, grant_type, scope.split()
+
+
+JPEG = {200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}}
+REPORT_FORMATS = {200: {"content": {"text/html": {"schema": {"type": "string"}},
+                                    "text/csv": {"schema": {"type": "string"}},
+                                    "image/png": {"schema": {"type": "string", "format": "binary"}}}}}
