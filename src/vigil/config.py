@@ -140,6 +140,12 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_lockout_seconds: int = 300
     login_max_failures_per_address: int = 20  # failed logins from one client address (any usernames)
+    login_audit_per_address_per_minute: int = Field(10, description="failed or refused logins from one client "
+                                                    "address audited one by one in a minute; the rest of the "
+                                                    "minute's are counted in one auth.login_failures_summarised entry")
+    trusted_origins: list[str] = Field(default_factory=list, description="origins besides the server's own from "
+                                       "which the console's session cookie may change state (e.g. the public "
+                                       "https://host of a proxy that rewrites Host)")
 
     @classmethod
     def settings_customise_sources(

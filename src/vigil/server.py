@@ -16,7 +16,9 @@ from fastapi import FastAPI
 
 from vigil import __version__
 from vigil.api import errors
+from vigil.api.auth import CrossSiteGuard
 from vigil.api.limits import BodyLimit
+from vigil.api.openapi_errors import declare_problems
 from vigil.api.live_registry import LiveRegistry
 from vigil.config import Settings
 
@@ -33,7 +35,21 @@ def _retention_loop(vigil, stop: threading.Event, every_seconds: float) -> None:
             continue
 
 
-def create_app(settings: Settings, *, retention_every: float | None = 3600.0) -> FastAPI:
+def _login_summary_loop(vigil, stop: threading.Event, every_seconds: float = 60.0) -> None:
+    """Each minute, the failed logins a flood left uncounted in the audit log get their summary."""
+    from vigil.services.login_audit import summarise_ended_minutes
+
+    while not stop.wait(every_seconds):
+        try:
+            summarise_ended_minutes(vigil)
+        except Exception:  # noqa: BLE001 - retried next minute; the counts stay in the database
+            continue
+
+
+def create_app(settings: Settings, *, retention_every: float | None = 3600.0,
+               secure_cookies: bool = False) -> FastAPI:
+    """``secure_cookies``: served over TLS (a certificate, or a declared TLS-terminating proxy),
+    so the session cookie is marked ``Secure`` even when a request reaches Vigil as http."""
     from vigil.services import get_vigil
 
     vigil = get_vigil(settings)
@@ -46,6 +62,7 @@ def create_app(settings: Settings, *, retention_every: float | None = 3600.0) ->
             thread = threading.Thread(target=_retention_loop, args=(vigil, stop, retention_every), daemon=True,
                                       name="retention")
             thread.start()
+        threading.Thread(target=_login_summary_loop, args=(vigil, stop), daemon=True, name="login-summary").start()
         yield
         stop.set()
         app.state.live.stop_all()
@@ -57,7 +74,9 @@ def create_app(settings: Settings, *, retention_every: float | None = 3600.0) ->
                               "(POST /api/token, OAuth2 password flow) or an API token.")
     app.state.vigil = vigil
     app.state.live = LiveRegistry()
+    app.state.secure_cookies = secure_cookies
     errors.install(app)
+    declare_problems(app)
     from vigil.api import routes_auth, routes_cameras, routes_governance, routes_live, routes_store
 
     app.include_router(routes_auth.router)
@@ -79,5 +98,6 @@ def create_app(settings: Settings, *, retention_every: float | None = 3600.0) ->
             raise
     else:
         mount_console(app)
+    app.add_middleware(CrossSiteGuard, trusted_origins=tuple(settings.trusted_origins))
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
     return app

@@ -21,6 +21,7 @@ CHROMIUM = os.environ.get("VIGIL_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage"]
+SAME_ORIGIN = {"Origin": "http://testserver"}  # a browser names the console's origin on every POST
 PASSWORDS = {role: f"{role}-Passw0rd!" for role in ("supervisor", "operator", "investigator", "auditor")}
 
 
@@ -56,7 +57,7 @@ def console_app(tmp_path_factory):
     from vigil.services import forget_contexts
 
     app = make_app(tmp_path_factory.mktemp("console") / "home")
-    with TestClient(app) as client:
+    with TestClient(app, headers=SAME_ORIGIN) as client:
         add_users(client, app.state.vigil.first_run)
         yield app
     forget_contexts()
@@ -66,7 +67,7 @@ def console_app(tmp_path_factory):
 def client(console_app):
     from fastapi.testclient import TestClient
 
-    with TestClient(console_app) as c:
+    with TestClient(console_app, headers=SAME_ORIGIN) as c:
         yield c
 
 
@@ -143,7 +144,7 @@ def live_server(browser_tools, tmp_path_factory):
     app = make_app(tmp_path_factory.mktemp("browser") / "home")
     server = LiveServer(app)
     server.start()
-    with httpx.Client(base_url=server.url, timeout=60) as c:
+    with httpx.Client(base_url=server.url, timeout=60, headers={"Origin": server.url.rstrip("/")}) as c:
         add_users(c, app.state.vigil.first_run)
     yield server
     server.stop()

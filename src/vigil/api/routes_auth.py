@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.security import OAuth2PasswordRequestForm
 
-from vigil.api.auth import COOKIE, Credentials, bearer_or_cookie, current_actor, current_credentials, oauth2
-from vigil.api.schemas import TokenIn
+from vigil.api.auth import (
+    COOKIE, Credentials, bearer_or_cookie, cookie_secure, current_actor, current_credentials, oauth2,
+)
+from vigil.api.schemas import LoginForm, TokenIn
 from vigil.services import Actor
 from vigil.services import accounts
 from vigil.services.authentication import login, logout
@@ -19,13 +20,14 @@ def _client(request: Request) -> str | None:
 
 
 @router.post("/token")
-def token(request: Request, response: Response, form: OAuth2PasswordRequestForm = Depends()):
+def token(request: Request, response: Response, form: LoginForm = Depends()):
     """OAuth2 password flow: a short-lived signed access token (also set as an HttpOnly
-    cookie) naming a new server-side session. Repeated failures lock the account and the
-    client address for a while; every attempt is audited."""
+    cookie, ``Secure`` over TLS) naming a new server-side session. Repeated failures lock the
+    account and the client address for a while; every attempt is audited (a flood from one
+    address: the first few, then one summary entry a minute)."""
     result = login(request.app.state.vigil, form.username, form.password, client=_client(request))
     response.set_cookie(COOKIE, result["access_token"], max_age=result["expires_in"], httponly=True,
-                        samesite="strict", secure=request.url.scheme == "https")
+                        samesite="strict", secure=cookie_secure(request))
     return {k: result[k] for k in ("access_token", "token_type", "expires_in", "role")}
 
 

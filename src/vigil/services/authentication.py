@@ -24,7 +24,8 @@ import jwt
 from vigil.errors import AuthenticationError
 from vigil.governance import users
 from vigil.governance.permissions import Actor
-from vigil.services.unit import refuse, use_case
+from vigil.services import login_audit
+from vigil.services.unit import use_case
 from vigil.store.crypto import write_secret_file
 from vigil.store.schema import User
 from vigil.timeutil import utcnow
@@ -62,11 +63,22 @@ def _limits(settings) -> dict[str, int]:
     return {"account": settings.login_max_failures, "address": settings.login_max_failures_per_address}
 
 
+def _refuse_login(vigil, who: str, name: str, kind: str, wait: int, client: str | None):
+    """A locked account or address: audited (one by one, or counted for the minute's summary
+    under a flood from one address) in its own transaction, then refused."""
+    with use_case(vigil, who) as uow:
+        vigil.audit.lock(uow.session)
+        login_audit.record_attempt(uow, "auth.login_refused", name, {
+            "why": f"{kind} locked after repeated failed logins", "retry_after_s": wait}, client)
+    raise AuthenticationError(f"too many failed logins: try again in {wait} s")
+
+
 def login(vigil, username: str, password: str, *, client: str | None = None) -> dict:
     """Check a password; on success open a session and return a signed access token.
 
     Refusals raise :class:`AuthenticationError` (401) with the reason a user may know: wrong
-    credentials, or a lock and how long it lasts. Every attempt is audited."""
+    credentials, or a lock and how long it lasts. Every attempt is audited (a flood from one
+    address in a summary entry per minute: :mod:`vigil.services.login_audit`)."""
     settings = vigil.settings
     name = (username or "")[:80]
     who = name or "?"
@@ -74,10 +86,7 @@ def login(vigil, username: str, password: str, *, client: str | None = None) -> 
     with vigil.store.session() as session:
         locked = users.locked_for(session, keys)
     if locked:
-        kind, wait = locked
-        refuse(vigil, who, "auth.login_refused", "user", name, f"{kind} locked after repeated failed logins",
-               {"client": client, "retry_after_s": wait}, error=AuthenticationError,
-               message=f"too many failed logins: try again in {wait} s")
+        _refuse_login(vigil, who, name, *locked, client)
     with vigil.store.session() as session:
         user = users.find_user(session, name)
         ok = users.check_password(user, password) and user is not None and not user.disabled
@@ -85,8 +94,9 @@ def login(vigil, username: str, password: str, *, client: str | None = None) -> 
         with use_case(vigil, who) as uow:
             vigil.audit.lock(uow.session)  # concurrent failures are all counted
             newly_locked = users.count_failure(uow.session, keys, _limits(settings), settings.login_lockout_seconds)
-            uow.audit("auth.login_failed", "user", name, {"client": client, **({"locked": newly_locked}
-                                                                               if newly_locked else {})})
+            login_audit.record_attempt(uow, "auth.login_failed", name,
+                                       {"locked": newly_locked} if newly_locked else {}, client,
+                                       always=bool(newly_locked))
         raise AuthenticationError(WRONG)
     with use_case(vigil, name) as uow:
         vigil.audit.lock(uow.session)
@@ -97,9 +107,7 @@ def login(vigil, username: str, password: str, *, client: str | None = None) -> 
             uow.audit("auth.login", "user", name, {"via": "api", "client": client, "session": row.id})
             session_id = row.id
     if locked:
-        refuse(vigil, who, "auth.login_refused", "user", name, f"{locked[0]} locked after repeated failed logins",
-               {"client": client, "retry_after_s": locked[1]}, error=AuthenticationError,
-               message=f"too many failed logins: try again in {locked[1]} s")
+        _refuse_login(vigil, who, name, *locked, client)
     token, seconds = _issue_jwt(vigil, user, session_id)
     return {"access_token": token, "token_type": "bearer", "expires_in": seconds, "role": user.role,
             "username": user.username, "session_id": session_id}
