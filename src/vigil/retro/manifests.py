@@ -6,6 +6,7 @@ turns each item into a subject, an image and a template."""
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,19 +22,42 @@ class EnrolItem:
     category: str | None = None
     reference: str = ""
     subject_id: str | None = None
+    problem: str | None = None  # why this file is skipped without being read (reported as rejected)
+
+
+NOT_UTF8 = "the folder name is not valid UTF-8, so it names no one: skipped (rename the folder to the person's name)"
+
+
+def printable(path: Path | str) -> str:
+    """A path as text that can always be printed and stored: bytes that are not UTF-8 (kept by
+    Python as surrogates) are shown as ``\\xNN`` escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes of a file name (surrogateescape)
+        return False
+    return True
 
 
 def items_from_dir(folder: Path) -> list[tuple[Path, EnrolItem]]:
+    """One item per image in each sub-folder, the folder naming the person. A folder whose name
+    is not UTF-8 names no one: its images become items with a ``problem`` (reported, not read)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise VigilError(f"{folder}: not a folder")
+        raise VigilError(f"{printable(folder)}: not a folder")
     items = []
     for person in sorted(p for p in folder.iterdir() if p.is_dir()):
+        named = is_utf8(person.name)
         for f in sorted(person.iterdir()):
             if f.suffix.lower() in IMAGE_EXTS and f.is_file():
-                items.append((f, EnrolItem(str(f), person.name.replace("_", " "))))
+                item = EnrolItem(printable(f), person.name.replace("_", " ") if named else "",
+                                 problem=None if named else NOT_UTF8)
+                items.append((f, item))
     if not items:
-        raise VigilError(f"{folder}: no images found (expected one sub-folder of images per subject)")
+        raise VigilError(f"{printable(folder)}: no images found (expected one sub-folder of images per subject)")
     return items
 
 

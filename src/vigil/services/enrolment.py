@@ -187,6 +187,10 @@ def enrol_files(vigil, actor: Actor, kind: str, name: str, items: list[tuple[Pat
     with progress_bar(f"Enrolling into {kind} {enrolment.name}", len(items), enabled=show_progress) as advance:
         for path, item in items:
             try:
+                if item.problem:  # e.g. a folder name that is not UTF-8: reported, never read
+                    outcomes.append(EnrolOutcome(item.source, "rejected", reasons=[item.problem]))
+                    advance()
+                    continue
                 data = Path(path).read_bytes()
             except OSError as exc:
                 outcomes.append(EnrolOutcome(item.source, "rejected", reasons=[f"cannot read file ({exc.strerror})"]))
