@@ -103,7 +103,7 @@ def image(alert_id: Id, which: Literal["probe", "frame", "watchlist"], request: 
 @router.get("/alerts/{alert_id}/clip.avi", response_class=Response,
             responses={200: {"content": {"video/x-msvideo": {"schema": {"type": "string", "format": "binary"}}}}})
 def clip(alert_id: Id, request: Request, actor: Actor = Depends(current_actor)):
-    """The evidence clip (other faces blurred), from memory. A download is an export: recorded, audited."""
+    """The evidence clip (everything but the alerted face washed out), from memory. A download is an export: recorded, audited."""
     client = request.client.host if request.client else "unknown"
     data = read_clip(request.app.state.vigil, actor, alert_id, destination=f"API download by {actor.username} ({client})")
     return Response(data, media_type="video/x-msvideo",

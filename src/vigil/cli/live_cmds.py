@@ -85,7 +85,7 @@ def watch(
     max_seconds: float = typer.Option(None, "--max-seconds", help="Stop after this many seconds."),
     clip_seconds: float = typer.Option(None, "--evidence-clips",
                                        help="Record an evidence clip of this many seconds before and after "
-                                            "each alert (other faces blurred; encrypted)."),
+                                            "each alert (everything but the alerted face washed out; encrypted)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Live recognition: every face in the stream against the watchlist; alerts for a human to decide."""
