@@ -123,6 +123,16 @@ def validate_array(image: np.ndarray, *, name: str = "image") -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+def crop_around(image: np.ndarray, box, margin: float = 0.25) -> np.ndarray:
+    """A copy of the region ``box`` (x, y, w, h) widened by ``margin`` of its size on each side,
+    clipped to the image."""
+    x, y, w, h = [float(v) for v in box]
+    mx, my = w * margin, h * margin
+    x0, y0 = int(max(0, x - mx)), int(max(0, y - my))
+    x1, y1 = int(min(image.shape[1], x + w + mx)), int(min(image.shape[0], y + h + my))
+    return image[y0:y1, x0:x1].copy()
+
+
 def encode_jpeg(image: np.ndarray, quality: int = 92) -> bytes:
     import cv2
 

@@ -23,7 +23,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from vigil.engine.images import encode_jpeg
+from vigil.engine.images import crop_around, encode_jpeg
 from vigil.live.evidence import METHOD, redact_except
 from vigil.live.matcher import WatchlistEntry
 from vigil.live.pipeline import MatchEvent
@@ -43,14 +43,6 @@ class AlertEvidence:
     probe_jpeg: bytes
     frame_jpeg: bytes
     redaction: dict  # what was done to the stored images (for the audit entry)
-
-
-def crop_around(image: np.ndarray, box, margin: float = 0.3) -> np.ndarray:
-    x, y, w, h = [float(v) for v in box]
-    mx, my = w * margin, h * margin
-    x0, y0 = int(max(0, x - mx)), int(max(0, y - my))
-    x1, y1 = int(min(image.shape[1], x + w + mx)), int(min(image.shape[0], y + h + my))
-    return image[y0:y1, x0:x1].copy()
 
 
 def thumbnail(redacted: np.ndarray, width: int) -> np.ndarray:

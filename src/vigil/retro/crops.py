@@ -9,12 +9,12 @@ import cv2
 import numpy as np
 
 from vigil.engine.images import decode_image, encode_jpeg
-from vigil.retro.probes import crop_of
+from vigil.engine.images import crop_around
 
 
 def face_crop(data: bytes, box: list | None, margin: float = 0.3) -> np.ndarray:
     image = decode_image(data)
-    return crop_of(image, box, margin) if box else image
+    return crop_around(image, box, margin) if box else image
 
 
 def face_crop_jpeg(data: bytes, box: list | None, size: int = 224) -> bytes:

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from vigil.engine.face_engine import FaceEngine
-from vigil.engine.images import decode_image, validate_array
+from vigil.engine.images import crop_around, decode_image, validate_array
 from vigil.engine.onnx_embedder import l2_normalise
 from vigil.engine.quality import QualityReport
 from vigil.errors import ImageError, VigilError
@@ -43,17 +43,9 @@ def looks_like_video(data: bytes, name: str = "") -> bool:
     return head[4:8] == b"ftyp" or head.startswith(b"\x1aE\xdf\xa3") or (head.startswith(b"RIFF") and data[8:12] == b"AVI ")
 
 
-def crop_of(image: np.ndarray, box, margin: float = 0.25) -> np.ndarray:
-    x, y, w, h = [float(v) for v in box]
-    mx, my = w * margin, h * margin
-    x0, y0 = int(max(0, x - mx)), int(max(0, y - my))
-    x1, y1 = int(min(image.shape[1], x + w + mx)), int(min(image.shape[0], y + h + my))
-    return image[y0:y1, x0:x1].copy()
-
-
 def image_probe_faces(engine: FaceEngine, data: bytes, name: str, max_pixels: int) -> list[ProbeFace]:
     image = decode_image(data, max_pixels=max_pixels, name=name)
-    return [ProbeFace(f.face.box_list(), f.quality, f.vector, crop_of(image, f.face.box)) for f in engine.analyse(image)]
+    return [ProbeFace(f.face.box_list(), f.quality, f.vector, crop_around(image, f.face.box)) for f in engine.analyse(image)]
 
 
 @contextmanager
@@ -103,7 +95,7 @@ def video_probe_faces(engine: FaceEngine, make_tracker, *, data: bytes | None = 
                     by_face = {id(a.face): a for a in analysed}
                     for track, face in pairs:
                         a = by_face[id(face)]
-                        pf = ProbeFace(a.face.box_list(), a.quality, a.vector, crop_of(frame, a.face.box), t, track.id)
+                        pf = ProbeFace(a.face.box_list(), a.quality, a.vector, crop_around(frame, a.face.box), t, track.id)
                         shots.setdefault(track.id, []).append((a.quality.score, t, pf))
             index += 1
         if not read_any:
