@@ -86,15 +86,9 @@ def test_eval_lfw_json_contract(home, tiny_lfw):
 
 
 def test_calibrate_writes_a_site_table_the_pack_then_prefers(home, tmp_path):
-    from tests.store.conftest import variant
+    from tests.store.conftest import labelled_site_folder
 
-    folder = tmp_path / "site"
-    names = ["obama.jpg", "biden.jpg", "obama_speech.jpg", "obama_standing.jpg"]
-    for person in range(16):
-        d = folder / f"person{person:02d}"
-        d.mkdir(parents=True)
-        for k in range(2):
-            (d / f"{k}.jpg").write_bytes(variant(names[(person + k) % 4], person * 3 + k))
+    folder = labelled_site_folder(tmp_path / "site")
     data = run_json(["calibrate", "--data", str(folder), "--dataset", "site test images"])
     assert data["images"] == 32 and data["impostor_pairs"] >= 100
     assert (home / "calibration").is_dir()

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import demo_bytes
-from tests.store.conftest import vectors_of
+from tests.store.conftest import admin, vectors_of, vigil  # noqa: F401 (shared fixtures)
 from tests.store.test_postgres import pg_url  # noqa: F401 (fixture: a private schema per test)
 from vigil.config import Settings
 from vigil.errors import PermissionDenied, VigilError
@@ -60,16 +60,6 @@ def _copy_keys(src_home, dst_home) -> None:
         (dst_home / "keys" / name).write_bytes((src_home / "keys" / name).read_bytes())
 
 
-@pytest.fixture()
-def vigil(settings):
-    forget_contexts()
-    yield get_vigil(settings)
-    forget_contexts()
-
-
-@pytest.fixture()
-def admin(vigil):
-    return vigil.cli_actor()
 
 
 def test_backup_and_restore_roundtrip_are_both_recorded(vigil, admin, settings, tmp_path):

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from tests.conftest import demo_bytes
+from tests.store.conftest import admin, vigil  # noqa: F401 (shared fixtures)
 from vigil.errors import PermissionDenied
 from vigil.services import Actor, forget_contexts, get_vigil
 from vigil.services.accounts import add_user, create_token
@@ -26,16 +27,6 @@ from vigil.store.schema import AuditEntry, Collection
 INVESTIGATOR = Actor("ivan", "investigator")
 
 
-@pytest.fixture()
-def vigil(settings):
-    forget_contexts()
-    yield get_vigil(settings)
-    forget_contexts()
-
-
-@pytest.fixture()
-def admin(vigil):
-    return vigil.cli_actor()
 
 
 @pytest.fixture()

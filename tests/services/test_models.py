@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from tests.conftest import demo_bytes
 from tests.engine import tiny_onnx
-from tests.store.conftest import admin, variant, vigil  # noqa: F401  (shared fixtures)
+from tests.store.conftest import admin, labelled_site_folder, vigil  # noqa: F401  (shared fixtures)
 from tests.store.test_postgres import pg_url  # noqa: F401  (fixture: a schema of its own)
 from vigil.config import Settings
 from vigil.engine import model_install
@@ -44,15 +44,7 @@ def _records(settings: Settings) -> list[ModelRecord]:
 
 @pytest.fixture()
 def site_folder(tmp_path):
-    """16 'people' x 2 photos: enough impostor pairs (>= 100) for a table."""
-    folder = tmp_path / "site"
-    names = ["obama.jpg", "biden.jpg", "obama_speech.jpg", "obama_standing.jpg"]
-    for person in range(16):
-        d = folder / f"person{person:02d}"
-        d.mkdir(parents=True)
-        for k in range(2):
-            (d / f"{k}.jpg").write_bytes(variant(names[(person + k) % 4], person * 3 + k))
-    return folder
+    return labelled_site_folder(tmp_path / "site")
 
 
 def test_calibration_by_an_auditor_is_refused_and_recorded(vigil, settings, site_folder):

@@ -56,3 +56,15 @@ def vectors_of(vigil, model_id=None):
 
 
 __all__ = ["variant", "vectors_of", "np"]
+
+
+def labelled_site_folder(folder):
+    """16 'people' x 2 photos (distinct files of the demo portraits): enough impostor pairs
+    (>= 100) for a calibration table."""
+    names = ["obama.jpg", "biden.jpg", "obama_speech.jpg", "obama_standing.jpg"]
+    for person in range(16):
+        d = folder / f"person{person:02d}"
+        d.mkdir(parents=True)
+        for k in range(2):
+            (d / f"{k}.jpg").write_bytes(variant(names[(person + k) % 4], person * 3 + k))
+    return folder
