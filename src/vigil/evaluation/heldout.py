@@ -31,7 +31,7 @@ import numpy as np
 
 from vigil.engine.score_norm import CohortNormaliser
 from vigil.errors import VigilError
-from vigil.evaluation.identification import Searches, Split
+from vigil.evaluation.identification import Searches, Split, draw_watchlist
 from vigil.evaluation.multiref import EntryScorer, pick_references
 from vigil.evaluation.protocol import EvalData, quantise, rng_for, sig, to_score
 
@@ -161,13 +161,7 @@ def make_test_split(data: EvalData, people: np.ndarray, size: int, references: i
     images_of = data.images_of()
     multi = [p for p in people if len(images_of[p]) >= 2 and data.gate_passed[images_of[p]].any()]
     single = [p for p in people if len(images_of[p]) == 1 and data.gate_passed[images_of[p]].any()]
-    if size > len(multi) + len(single):
-        raise VigilError(f"a watchlist of {size} needs {size} enrolable people; half the data has "
-                         f"{len(multi) + len(single)}")
-    probed = np.sort(rng.choice(multi, size=min(size, len(multi)), replace=False))
-    filler = np.sort(rng.choice(single, size=size - len(probed), replace=False)) if size > len(multi) else \
-        np.zeros(0, dtype=np.int64)
-    watchlist = np.concatenate([probed, filler]).astype(np.int64)
+    watchlist = draw_watchlist(multi, single, size, rng, "half the data").astype(np.int64)
     refs = np.full((size, references), -1, dtype=np.int64)
     mated, mate_col = [], []
     for col, person in enumerate(watchlist):
@@ -184,8 +178,8 @@ def make_test_split(data: EvalData, people: np.ndarray, size: int, references: i
     non = np.nonzero(in_test[data.person])[0]
     split = Split(size=size, watchlist=watchlist, enrol=refs[:, 0], mated=np.concatenate(mated),
                   mate_col=np.concatenate(mate_col), nonmated=non[data.found[non]],
-                  nonmated_without_template=int((~data.found[non]).sum()), probed_people=len(probed),
-                  enrolled_never_probed=len(filler))
+                  nonmated_without_template=int((~data.found[non]).sum()), probed_people=min(size, len(multi)),
+                  enrolled_never_probed=size - min(size, len(multi)))
     return split, refs
 
 

@@ -77,15 +77,21 @@ def candidates(data: EvalData, images_of: list[np.ndarray]) -> tuple[np.ndarray,
     return codes[enrolable & (counts >= 2)], codes[enrolable & (counts == 1)]
 
 
-def make_split(data: EvalData, images_of: list[np.ndarray], size: int, rng: np.random.Generator) -> Split:
-    multi, single = candidates(data, images_of)
+def draw_watchlist(multi, single, size: int, rng: np.random.Generator, where: str = "the data") -> np.ndarray:
+    """``size`` people: as many as possible with 2+ images (so they can be probed), the rest
+    filled with people of one image; each part sorted."""
     if size > len(multi) + len(single):
-        raise VigilError(f"a watchlist of {size} needs {size} enrolable people; the data has "
+        raise VigilError(f"a watchlist of {size} needs {size} enrolable people; {where} has "
                          f"{len(multi) + len(single)}")
     probed = np.sort(rng.choice(multi, size=min(size, len(multi)), replace=False))
     filler = np.sort(rng.choice(single, size=size - len(probed), replace=False)) if size > len(multi) else \
         np.zeros(0, dtype=np.int64)
-    watchlist = np.concatenate([probed, filler])
+    return np.concatenate([probed, filler])
+
+
+def make_split(data: EvalData, images_of: list[np.ndarray], size: int, rng: np.random.Generator) -> Split:
+    multi, single = candidates(data, images_of)
+    watchlist = draw_watchlist(multi, single, size, rng)
     enrol = np.empty(size, dtype=np.int64)
     mated, mate_col = [], []
     for col, person in enumerate(watchlist):
@@ -100,8 +106,8 @@ def make_split(data: EvalData, images_of: list[np.ndarray], size: int, rng: np.r
     non = np.nonzero(~on_list[data.person])[0]
     return Split(size=size, watchlist=watchlist, enrol=enrol, mated=np.concatenate(mated),
                  mate_col=np.concatenate(mate_col), nonmated=non[data.found[non]],
-                 nonmated_without_template=int((~data.found[non]).sum()), probed_people=len(probed),
-                 enrolled_never_probed=len(filler))
+                 nonmated_without_template=int((~data.found[non]).sum()), probed_people=min(size, len(multi)),
+                 enrolled_never_probed=size - min(size, len(multi)))
 
 
 def search(data: EvalData, split: Split, block: int = 2048) -> Searches:
