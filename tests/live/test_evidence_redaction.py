@@ -177,3 +177,82 @@ def test_a_watch_run_stores_only_the_alerted_face_and_audits_what_was_done(vigil
             + done["frames_redacted_whole"]) == clip["frames"]
     start, end = done["window_source_seconds"]
     assert start <= done["frames_source_seconds"][0] <= done["frames_source_seconds"][1] <= end
+
+
+def face_at(engine, frame: np.ndarray, x: int, y: int, height: int) -> Face:
+    region = np.array([[x, y, height, height]], np.float32)
+    return max(engine.detect(frame), key=lambda f: iou_matrix(f.box[None], region)[0, 0])
+
+
+def clip_names(engine, people, encoded, tmp_path) -> list[list[str | None]]:
+    path = tmp_path / "clip.avi"
+    path.write_bytes(encoded.data)
+    cap = cv2.VideoCapture(str(path))
+    names = []
+    while (item := cap.read())[0]:
+        names.append([n for _, n in who(engine, people, item[1])])
+    return names
+
+
+def test_a_track_that_jumps_to_another_face_is_not_kept_sharp(engine, people, tmp_path):
+    """The tracker hands the alerted track's id to a passer-by (here: Biden, across the frame)
+    after the alert: from the jump on, the track's box is someone else's face, and those frames
+    are redacted whole, counted as such; the frames before it keep the alerted face."""
+    recorder = EvidenceRecorder(seconds=0.5, width=1920, fps=10.0)
+    frame = scene()
+    obama = alerted_face(engine, frame).box
+    biden = face_at(engine, frame, *BYSTANDERS[2]).box
+    for i in range(9):
+        t = i * 0.1
+        recorder.observe("north", frame, t, [(5, obama if i < 5 else biden)])  # the id jumps at frame 5
+        if i == 3:
+            recorder.start("north", alert_id=1, track_id=5, t=t)  # window [-0.2, 0.8]: frames 0-8
+    (clip,) = recorder.finished("north", 0.8)
+    encoded = recorder.encode(clip)
+    done = encoded.redaction
+    assert encoded.frames == 9
+    assert done["frames_alerted_face_detected"] == 5 and done["frames_alerted_face_interpolated"] == 0
+    assert done["frames_redacted_whole_track_jumped"] == 4 and done["frames_redacted_whole"] == 4
+    names = clip_names(engine, people, encoded, tmp_path)
+    assert names == [["obama"]] * 5 + [[]] * 4, names  # never Biden
+
+
+def test_a_small_jump_to_a_neighbour_of_another_size_breaks_the_chain_too(engine):
+    """Pure geometry: a hand-over to a face right beside the alerted one (a small centre jump but
+    a clearly different size, or a jump against the track's own motion) ends the confirmed chain
+    on that side, both after and before the alert."""
+    from vigil.live.evidence import ClipFrame, alerted_boxes
+
+    image = np.zeros((540, 960, 3), np.uint8)
+    boxes = [np.array([100.0 + 10 * i, 200, 40, 40]) for i in range(10)]  # walking right, 10 px a frame
+    boxes[8] = np.array([160.0, 190, 64, 64])  # frame 8: someone larger, just behind
+    boxes[1] = np.array([40.0, 200, 40, 40])  # frame 1: 7 face widths per second against the motion
+    frames = [ClipFrame(image, 0.04 * i, {5: b}) for i, b in enumerate(boxes)]
+    kept, how, _ = alerted_boxes(frames, 5, alert_time=0.04 * 4)
+    assert how == ["track jumped"] * 2 + ["detected"] * 6 + ["track jumped"] * 2, how
+    assert all(b is None for b in kept[:2] + kept[8:])
+
+
+def test_a_passer_by_in_front_of_the_hidden_alerted_face_is_not_kept(engine, people, tmp_path):
+    """While Biden crosses in front of the alerted face (pasted over it), the alerted track is
+    not detected and its box is interpolated there: right where Biden's face is. Those frames
+    are redacted whole because another track's face is in the kept region."""
+    recorder = EvidenceRecorder(seconds=0.5, width=1920, fps=10.0)
+    clear = scene()
+    obama = alerted_face(engine, clear).box
+    hidden = clear.copy()
+    x, y, height = ALERTED_AT
+    paste(hidden, decode_image(demo_bytes("biden.jpg")), x, y, height)
+    biden = face_at(engine, hidden, x, y, height).box
+    for i in range(5):  # frames 1-3: Biden in front, detected as track 9; the alerted track 5 is not
+        detected = [(5, obama)] if i in (0, 4) else [(9, biden)]
+        recorder.observe("north", clear if i in (0, 4) else hidden, i * 0.1, detected)
+        if i == 0:
+            recorder.start("north", alert_id=1, track_id=5, t=0.0)
+    (clip,) = recorder.finished("north", 0.5)  # 0.5: the window's end
+    encoded = recorder.encode(clip)
+    done = encoded.redaction
+    assert done["frames_alerted_face_detected"] == 2 and done["frames_alerted_face_interpolated"] == 0
+    assert done["frames_redacted_whole_other_face_in_kept_region"] == 3 and done["frames_redacted_whole"] == 3
+    names = clip_names(engine, people, encoded, tmp_path)
+    assert names == [["obama"], [], [], [], ["obama"]], names
