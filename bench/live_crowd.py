@@ -102,6 +102,7 @@ def worker(video: str, cores: int, out: str, fast: bool = False) -> None:
     Path(out).write_text(json.dumps({"summary": result.summary,
                                      "located": {str(i): b for i, b in pipe.stats.located_per_frame},
                                      "stats": {"full": pipe.stats.full_detections, "roi": pipe.stats.roi_detections,
+                                               "detail_tiles": pipe.stats.detail_tiles,
                                                "embeddings": pipe.stats.embeddings}}))
 
 

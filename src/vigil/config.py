@@ -71,7 +71,12 @@ class LiveSettings(BaseModel):
     """Live pipeline tuning (measured choices: docs/live.md, bench/live_crowd.py)."""
 
     detect_every: int = Field(3, description="full-frame detection every N processed frames; ROI detection between")
-    detect_max_side: int = Field(1920, description="full-frame detection resolution cap (longest side)")
+    detect_full_side: int = Field(1280, description="frames up to this long side are detected at full resolution")
+    detect_max_side: int = Field(960, description="larger frames: the full-frame pass at this long side, the "
+                                 "small faces it misses found by the rotating full-resolution detail tiles")
+    detail_tile: int = Field(640, description="side of the full-resolution detail tiles; each full-frame "
+                             "detection also runs one of them, in turn (0 = none)")
+    roi_size: int = Field(160, description="each region of interest around a track is resized to this square")
     min_eye_distance: float = Field(7.0, description="live gate: smallest face compared with the watchlist")
     min_detection_score: float = Field(0.6, description="a detection must reach this to start a track or be embedded")
     track_detection_score: float = Field(0.45, description="weaker detections may extend an existing track")

@@ -108,10 +108,18 @@ class YuNetDetector:
             scales.append(detail)
         return scales
 
-    def detect_scales(self, image: np.ndarray, scales: list[float], *, threshold: float | None = None) -> list[Face]:
+    def detect_scales(self, image: np.ndarray, scales: list[float], *, threshold: float | None = None,
+                      regions: list[tuple[int, int, int, int]] | None = None) -> list[Face]:
+        """Detection at each of ``scales``, plus one full-resolution pass on each of ``regions``
+        ((x0, y0, x1, y1) in image pixels: the live pipeline's rotating detail tiles), merged by NMS."""
         import cv2
 
         results = []
+        for x0, y0, x1, y1 in regions or ():
+            bx, lm, sc = self.detect_raw([image[y0:y1, x0:x1]], threshold)[0]
+            if len(sc):
+                bx = bx + np.array([x0, y0, 0, 0], np.float32)
+                results.append((bx, lm + np.array([x0, y0], np.float32), sc))
         for scale in scales:
             if abs(scale - 1.0) < 1e-6:
                 scaled = image
@@ -125,6 +133,25 @@ class YuNetDetector:
                 lm = lm + np.array([ox, oy], dtype=np.float32)
                 results.append((bx / scale, lm / scale, sc))
         return self._finish(results, image.shape)
+
+    @staticmethod
+    def tile_grid(shape: tuple[int, ...], tile: int, overlap: int = 64) -> list[tuple[int, int, int, int]]:
+        """Tiles (x0, y0, x1, y1) of about ``tile`` px a side covering an image of ``shape``,
+        neighbours overlapping by ``overlap`` px (so a face up to that size lies whole in one),
+        sides rounded up to multiples of 32 (no padding, and every tile has the same shape,
+        so ONNX Runtime reuses one memory plan). A 1920x1080 frame and ``tile=640`` gives
+        3x2 tiles of 704x608."""
+        h, w = shape[:2]
+        tiles = []
+        cols, rows = max(1, math.ceil(w / tile)), max(1, math.ceil(h / tile))
+        tw = min(w, int(math.ceil((math.ceil(w / cols) + (overlap if cols > 1 else 0)) / 32) * 32))
+        th = min(h, int(math.ceil((math.ceil(h / rows) + (overlap if rows > 1 else 0)) / 32) * 32))
+        for r in range(rows):
+            y0 = 0 if rows == 1 else round(r * (h - th) / (rows - 1))
+            for c in range(cols):
+                x0 = 0 if cols == 1 else round(c * (w - tw) / (cols - 1))
+                tiles.append((x0, y0, x0 + tw, y0 + th))
+        return tiles
 
     def _run_tiled(self, image: np.ndarray, threshold: float | None):
         h, w = image.shape[:2]

@@ -1,7 +1,9 @@
 """The per-camera pipeline: detect, track, embed the best shots, aggregate, match.
 
-Detection runs on the full frame (at full resolution up to ``detect_max_side``, so 20-40 px
-faces are found) every ``detect_every`` processed frames; between those, each live track is
+Detection runs on the full frame every ``detect_every`` processed frames: whole at full
+resolution up to ``detect_full_side`` (720p); larger frames at ``detect_max_side`` (960 px)
+plus one full-resolution detail tile per pass, in turn, which finds the small faces the
+reduced pass misses (down to ``min_eye_distance``). Between those, each live track is
 re-detected inside a small region of interest around its predicted position, all regions
 batched into one network call at a fixed size (small faces are upscaled there, which also
 steadies their landmarks). New faces are therefore picked up within ``detect_every`` frames
@@ -37,7 +39,7 @@ from vigil.live.shot_embedding import ShotEmbedder, ShotVectors, weighted_templa
 from vigil.live.sources import Frame
 from vigil.live.tracker import Track, Tracker
 
-ROI_SIZE = 160  # every region of interest is resized to this square for one batched pass
+SECOND_LOOK_SHARE = 0.5  # a second look is embedded only at half the first shot's quality or more
 
 
 @dataclass
@@ -67,6 +69,7 @@ class CameraStats:
     frames_processed: int = 0
     full_detections: int = 0
     roi_detections: int = 0
+    detail_tiles: int = 0  # full-resolution detail tiles run with the full-frame detections
     tracks: int = 0
     faces_compared: int = 0  # tracks that reached the watchlist at least once ("faces seen")
     embeddings: int = 0
@@ -90,19 +93,43 @@ class CameraPipeline:
         self.stats = CameraStats()
         self.record_located = record_located
         self._frame_no = 0
+        self._tiles = None  # (frame shape, detail tiles)
+        self._next_tile = 0
 
     # -- detection ------------------------------------------------------------------------------
+    def full_scale(self, shape: tuple[int, ...]) -> float:
+        """The full-frame pass's scale: 1 up to ``detect_full_side``, ``detect_max_side`` above."""
+        longest = max(shape[:2])
+        if longest <= self.live.detect_full_side:
+            return 1.0
+        return min(1.0, self.live.detect_max_side / longest)
+
+    def detail_regions(self, shape: tuple[int, ...]) -> list[tuple[int, int, int, int]]:
+        """The full-resolution detail tile(s) for this full-frame detection: one per pass, in
+        turn, when the full-frame pass runs downscaled (none otherwise)."""
+        if self.live.detail_tile <= 0 or self.full_scale(shape) >= 1.0:
+            return []
+        if self._tiles is None or self._tiles[0] != shape[:2]:
+            self._tiles = (shape[:2], self.detector.tile_grid(shape, self.live.detail_tile))
+        tiles = self._tiles[1]
+        tile = tiles[self._next_tile % len(tiles)]
+        self._next_tile += 1
+        return [tile]
+
     def _full_detect(self, image: np.ndarray) -> list[Face]:
-        longest = max(image.shape[:2])
-        scale = min(1.0, self.live.detect_max_side / longest)
+        scale = self.full_scale(image.shape)
+        regions = self.detail_regions(image.shape)
         self.stats.full_detections += 1
-        return self.detector.detect_scales(image, [scale], threshold=self.live.track_detection_score)
+        self.stats.detail_tiles += len(regions)
+        return self.detector.detect_scales(image, [scale], threshold=self.live.track_detection_score,
+                                           regions=regions)
 
     def _roi_detect(self, image: np.ndarray, t: float) -> list[Face]:
         live = self.tracker.located(t)
         if not live:
             return []
         h, w = image.shape[:2]
+        size = self.live.roi_size
         crops, origins = [], []
         for _, box in live:
             side = max(box[2], box[3]) * 2.2 + 16
@@ -112,8 +139,8 @@ class CameraPipeline:
             if x1 - x0 < 8 or y1 - y0 < 8:
                 continue
             crop = image[y0:y1, x0:x1]
-            sx, sy = (x1 - x0) / ROI_SIZE, (y1 - y0) / ROI_SIZE
-            crops.append(cv2.resize(crop, (ROI_SIZE, ROI_SIZE), interpolation=cv2.INTER_LINEAR))
+            sx, sy = (x1 - x0) / size, (y1 - y0) / size
+            crops.append(cv2.resize(crop, (size, size), interpolation=cv2.INTER_LINEAR))
             origins.append((x0, y0, sx, sy))
         if not crops:
             return []
@@ -165,10 +192,13 @@ class CameraPipeline:
         q = assess(face, crop, self.quality).score
         if not shots:
             return True, q, crop
-        if q > max(s.quality for s in shots) + self.live.reembed_gain:
+        best = max(s.quality for s in shots)
+        if q > best + self.live.reembed_gain:
             return True, q, crop
-        if len(shots) < 2 and t - track.first_time > 0.3:
-            return True, q, crop  # a second look soon after the first steadies the average
+        if len(shots) < 2 and t - track.first_time > 0.3 and q >= SECOND_LOOK_SHARE * best:
+            # a second look soon after the first steadies the average; one of much lower quality
+            # would weigh next to nothing in it (weights are the shots' qualities): not worth an embedding
+            return True, q, crop
         return False, q, crop
 
     def _embed_and_match(self, image: np.ndarray, t: float, matched: list[tuple[Track, Face]]) -> list[MatchEvent]:

@@ -1,0 +1,128 @@
+"""The live pipeline's detection scales: a reduced full-frame pass plus rotating full-resolution
+detail tiles, so that the smallest face the pipeline compares (``min_eye_distance``) is still
+found; and the best-shot rule that skips embeddings that would weigh next to nothing."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import demo_bytes
+from vigil.config import LiveSettings, QualitySettings
+from vigil.engine.faces import Face
+from vigil.engine.images import decode_image
+from vigil.engine.yunet import YuNetDetector
+from vigil.live import pipeline as pipeline_module
+from vigil.live.pipeline import CameraPipeline
+from vigil.live.sources import Frame
+from vigil.live.tracker import Track
+
+
+@pytest.mark.parametrize("shape", [(1080, 1920), (720, 1280), (2160, 3840), (1080, 1440)])
+def test_detail_tiles_cover_the_frame_in_one_shape_with_overlap(shape):
+    tiles = YuNetDetector.tile_grid(shape, 640)
+    h, w = shape
+    covered = np.zeros(shape, bool)
+    for x0, y0, x1, y1 in tiles:
+        assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
+        covered[y0:y1, x0:x1] = True
+    assert covered.all()
+    sizes = {(x1 - x0, y1 - y0) for x0, y0, x1, y1 in tiles}
+    assert len(sizes) == 1  # one input shape: ONNX Runtime keeps one memory plan
+    tw, th = sizes.pop()
+    assert (tw % 32 == 0 or tw == w) and (th % 32 == 0 or th == h)
+    xs = sorted({x0 for x0, *_ in tiles})
+    ys = sorted({y0 for _, y0, *_ in tiles})
+    assert all(b - a <= tw - 64 for a, b in zip(xs, xs[1:]))  # neighbours overlap by 64 px or more
+    assert all(b - a <= th - 64 for a, b in zip(ys, ys[1:]))
+
+
+def _small_face_frame(face_width: float, at=(1300, 700)) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Obama's face pasted into a plain 1080p frame with a face box about ``face_width`` px wide."""
+    photo = decode_image(demo_bytes("obama.jpg"))
+    scale = face_width / 170.0  # the photo's face box is about 170 px wide
+    small = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    frame = np.full((1080, 1920, 3), (90, 100, 110), np.uint8)
+    x, y = at
+    frame[y : y + small.shape[0], x : x + small.shape[1]] = small
+    return frame, (x, y, small.shape[1], small.shape[0])
+
+
+def _inside(face: Face, region) -> bool:
+    x, y, w, h = region
+    cx, cy = face.box[0] + face.box[2] / 2, face.box[1] + face.box[3] / 2
+    return x <= cx <= x + w and y <= cy <= y + h
+
+
+def test_a_small_face_missed_by_the_reduced_pass_is_tracked_and_compared_via_a_detail_tile(engine):
+    live = LiveSettings()
+    assert live.detect_max_side < 1920 and live.detail_tile > 0  # the defaults this test is about
+    frame, region = _small_face_frame(18)
+    # the reduced full-frame pass alone does not see it, not even as a weak detection
+    reduced = engine.pack.detector.detect_scales(frame, [live.detect_max_side / 1920], threshold=0.45)
+    assert not [f for f in reduced if _inside(f, region)]
+
+    pipe = CameraPipeline("c", engine, matcher=None, live=live, quality=QualitySettings())
+    pipe._embed_and_match = lambda image, t, matched: []  # detection and tracking only
+    tiles = engine.pack.detector.tile_grid(frame.shape, live.detail_tile)
+    found = None
+    for i in range(len(tiles) * live.detect_every):  # one full rotation of the detail tiles
+        pipe.process(Frame(frame, i / 25, i, "c", 0.0))
+        if pipe.tracker.tracks:
+            found = pipe.tracker.tracks[0]
+            break
+    assert found is not None, "the detail tiles never found the small face"
+    assert _inside(found.last_face, region)
+    # small as it is, it is large enough to be compared with the watchlist
+    assert live.min_eye_distance <= found.last_face.eye_distance < 12
+    assert found.last_face.score >= live.min_detection_score
+    # and once tracked, the regions of interest (full resolution, upscaled) follow it on the frames between
+    roi_before = pipe.stats.roi_detections
+    for j in range(i + 1, i + 1 + live.detect_every):
+        pipe.process(Frame(frame, j / 25, j, "c", 0.0))
+    assert pipe.stats.roi_detections > roi_before
+    assert pipe.tracker.tracks and pipe.tracker.tracks[0].id == found.id and pipe.tracker.tracks[0].hits >= 2
+    assert pipe.stats.detail_tiles == pipe.stats.full_detections
+
+
+def test_detail_tiles_rotate_and_stop_when_the_full_pass_is_already_full_resolution(engine):
+    pipe = CameraPipeline("c", engine, matcher=None, live=LiveSettings(), quality=QualitySettings())
+    tiles = engine.pack.detector.tile_grid((1080, 1920), 640)
+    seen = [pipe.detail_regions((1080, 1920, 3))[0] for _ in range(2 * len(tiles))]
+    assert seen == tiles + tiles
+    assert pipe.detail_regions((540, 960, 3)) == []  # the reduced pass is the full resolution already
+    assert pipe.full_scale((720, 1280, 3)) == 1.0 and pipe.detail_regions((720, 1280, 3)) == []  # 720p: full
+    assert pipe.full_scale((2160, 3840, 3)) == 0.25 and len(pipe.detail_regions((2160, 3840, 3))) == 1
+    full = CameraPipeline("c", engine, matcher=None, live=LiveSettings(detect_max_side=1920), quality=QualitySettings())
+    assert full.detail_regions((1080, 1920, 3)) == []
+    off = CameraPipeline("c", engine, matcher=None, live=LiveSettings(detail_tile=0), quality=QualitySettings())
+    assert off.detail_regions((1080, 1920, 3)) == []
+
+
+def test_a_second_look_is_embedded_only_when_it_would_count_in_the_average(engine, monkeypatch):
+    frame, _ = _small_face_frame(80, at=(600, 300))
+    face = engine.detect(frame)[0]
+    pipe = CameraPipeline("c", engine, matcher=None, live=LiveSettings(), quality=QualitySettings())
+    quality = {"q": 0.0}
+
+    class Assessed:
+        @property
+        def score(self):
+            return quality["q"]
+
+    monkeypatch.setattr(pipeline_module, "assess", lambda face, crop, settings: Assessed())
+    track = Track(1, face.box.astype(np.float64), np.zeros(4), 0.0, 0.0)
+    quality["q"] = 0.8
+    assert pipe._wants_shot(frame, track, face, 0.0)[0]  # the first shot: always
+    track.data["shots"] = [pipeline_module.Shot(0.8, None, 0.0)]
+    quality["q"] = 0.3  # a much poorer second look would weigh little in the quality-weighted template
+    assert not pipe._wants_shot(frame, track, face, 0.5)[0]
+    quality["q"] = 0.7  # a comparable one steadies it
+    assert pipe._wants_shot(frame, track, face, 0.5)[0]
+    quality["q"] = 0.7
+    assert not pipe._wants_shot(frame, track, face, 0.1)[0]  # too soon after the last shot
+    track.data["shots"].append(pipeline_module.Shot(0.7, None, 0.5))
+    assert not pipe._wants_shot(frame, track, face, 1.0)[0]  # two shots: only a better one now
+    quality["q"] = 0.8 + LiveSettings().reembed_gain + 0.01
+    assert pipe._wants_shot(frame, track, face, 1.0)[0]
