@@ -23,6 +23,23 @@ def need_service(available: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def quick_password_hashing():
+    """argon2id at one pass over 8 MiB instead of the production 3 passes over 64 MiB: the suite
+    creates and logs in hundreds of accounts. Same algorithm, same code path; each hash carries
+    its parameters. tests/governance/test_users.py holds the production setting to its cost,
+    and commands run as subprocesses use it unchanged."""
+    from argon2 import PasswordHasher
+
+    from vigil.governance import users
+
+    quick = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1)
+    saved = users._hasher, users._DUMMY_HASH
+    users._hasher, users._DUMMY_HASH = quick, quick.hash("a dummy password of the test run")
+    yield
+    users._hasher, users._DUMMY_HASH = saved
+
+
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("models")
@@ -71,6 +88,18 @@ def fresh_home(tmp_path, monkeypatch, model_cache) -> Path:
     (h / "models").symlink_to(model_cache, target_is_directory=True)
     _clean_env(monkeypatch, h)
     return h
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory, model_cache, worker_id) -> dict:
+    """One traced ``vigil demo`` for the whole test run, whichever worker asks first
+    (tests/demo_run.py): the others wait for it and read its result."""
+    from tests.demo_run import shared_traced_demo
+
+    shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    run = shared_traced_demo(shared / "demo-run", model_cache)
+    assert run["returncode"] == 0, run["stderr"]
+    return run
 
 
 @pytest.fixture()

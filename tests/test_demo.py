@@ -2,20 +2,13 @@
 
 import inspect
 import json
-import subprocess
-import sys
+import shutil
+
+from tests.demo_run import run_vigil
 
 
-def _run(home, *args):
-    return subprocess.run([sys.executable, "-m", "vigil", *args], capture_output=True, text=True,
-                          env={"VIGIL_HOME": str(home), "PATH": "/usr/bin:/bin"}, timeout=600)
-
-
-def test_demo_no_serve_json(fresh_home):
-    home = fresh_home
-    proc = _run(home, "demo", "--no-serve", "--json")
-    assert proc.returncode == 0, proc.stderr
-    data = json.loads(proc.stdout.strip().splitlines()[-1])
+def test_demo_no_serve_json(demo_run, tmp_path):
+    data = demo_run["result"]
     verdicts = {(v["a"], v["b"]): v["match"] for v in data["engine"]["verifications"]}
     assert verdicts[("obama.jpg", "obama_speech.jpg")] and not verdicts[("obama.jpg", "biden.jpg")]
     assert {f["top"] for f in data["retrospective"]["faces"]} == {"Barack Obama", "Joe Biden"}
@@ -23,11 +16,14 @@ def test_demo_no_serve_json(fresh_home):
     assert [a["name"] for a in live["alerts"]] == ["Barack Obama"]  # Biden walks by and is discarded
     assert live["faces_seen"] >= 2
     assert data["login"]["username"] == "demo" and len(data["login"]["password"]) >= 16
-    assert "password (shown once" in proc.stderr  # the first admin's, printed once
-    again = _run(home, "demo", "--no-serve", "--json")
+    assert "password (shown once" in demo_run["stderr"]  # the first admin's, printed once
+    # run it again on a copy of that data directory (other tests read the original meanwhile)
+    home = tmp_path / "home"
+    shutil.copytree(demo_run["home"], home, symlinks=True)
+    again = run_vigil(home, "demo", "--no-serve", "--json")
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout.strip().splitlines()[-1])["login"]["password"] is None  # never printed twice
-    verify = _run(home, "audit", "verify", "--json")
+    verify = run_vigil(home, "audit", "verify", "--json")
     assert json.loads(verify.stdout)["ok"]
     _the_trail_names_the_acting_administrator(home)
 

@@ -7,22 +7,18 @@ import json
 import sqlite3
 import stat
 import subprocess
-import sys
 import time
 
 import pytest
 
+from tests.cli_run import run_cli
 from tests.conftest import need_service
 from tests.governance.test_anchor import (  # noqa: F401  (fixtures)
     _context, _nats_available, _rechain, _verify, anchor_env, anchored)
 
 
 def _cli(home, env: dict, *args: str) -> subprocess.CompletedProcess:
-    from vigil.services import forget_contexts
-
-    forget_contexts()
-    full = {"VIGIL_HOME": str(home), "VIGIL_CONFIG": str(home / "vigil.toml"), "PATH": "/usr/bin:/bin", **env}
-    return subprocess.run([sys.executable, "-m", "vigil", *args], env=full, capture_output=True, text=True)
+    return run_cli(home, *args, env=env)
 
 
 def _mode(path) -> int:

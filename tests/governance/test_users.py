@@ -85,3 +85,22 @@ def test_permission_table_is_consistent():
     assert allowed("auditor", "audit.view") and not allowed("operator", "audit.view")
     with pytest.raises(PermissionDenied):
         require(Actor("x", "operator"), "subject.delete")
+
+
+def test_passwords_are_argon2id_at_the_production_cost():
+    """The suite hashes with cheap parameters (tests/conftest.py); what ships must not."""
+    from argon2 import Type
+
+    from vigil.governance.users import PASSWORD_HASHER
+
+    assert PASSWORD_HASHER.type is Type.ID
+    assert PASSWORD_HASHER.memory_cost >= 64 * 1024 and PASSWORD_HASHER.time_cost >= 3
+    assert PASSWORD_HASHER.hash("a long enough password").startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+
+
+def test_a_hash_made_at_the_production_cost_still_verifies():
+    from vigil.governance.users import PASSWORD_HASHER, check_password
+    from vigil.store.schema import User
+
+    user = User(username="strong", role="operator", password_hash=PASSWORD_HASHER.hash("a long enough password"))
+    assert check_password(user, "a long enough password") and not check_password(user, "a wrong password!")

@@ -1,14 +1,14 @@
 """Helpers shared by the deployment and alert service tests: an API client with one user per
-role, the CLI as a subprocess, and checks made in a fresh session (outside the transaction
+role, the CLI (in this process), and checks made in a fresh session (outside the transaction
 under test)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 
 from sqlalchemy import select
+
+from tests.cli_run import run_cli
 
 
 def api_client(vigil, settings, admin, roles=("supervisor", "operator")):
@@ -29,12 +29,10 @@ def api_client(vigil, settings, admin, roles=("supervisor", "operator")):
     return TestClient(app), headers
 
 
-def cli(home, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    """The real CLI in its own process, as the data directory's first admin (the OS user)."""
-    env = {**os.environ, "VIGIL_HOME": str(home), "COLUMNS": "200"}
-    env.pop("VIGIL_TOKEN", None)
-    return subprocess.run([sys.executable, "-m", "vigil", *args], capture_output=True, text=True, env=env,
-                          timeout=timeout)
+def cli(home, *args: str) -> subprocess.CompletedProcess:
+    """The real CLI (run in this process, tests/cli_run.py), as the data directory's first
+    admin (the OS user)."""
+    return run_cli(home, *args)
 
 
 def audit_entries(vigil, action: str, object_id=None) -> list:

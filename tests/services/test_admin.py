@@ -7,14 +7,13 @@ context (or through the real CLI in a subprocess), outside the transactions unde
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from tests.cli_run import run_cli
 from tests.conftest import demo_bytes
 from tests.store.conftest import admin, vectors_of, vigil  # noqa: F401 (shared fixtures)
 from tests.store.test_postgres import pg_url  # noqa: F401 (fixture: a private schema per test)
@@ -140,12 +139,7 @@ def test_key_rotation_needs_admin_and_records_old_and_new_key(vigil, admin, sett
 
 
 def _cli(args: list[str], home, token: str | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
-    env.update(VIGIL_HOME=str(home), VIGIL_CONFIG=str(home / "vigil.toml"))
-    if token:
-        env["VIGIL_TOKEN"] = token
-    return subprocess.run([sys.executable, "-m", "vigil", *args, "--json"], capture_output=True, text=True,
-                          env=env, timeout=300)
+    return run_cli(home, *args, "--json", env={"VIGIL_TOKEN": token})
 
 
 def test_auditor_cannot_restore_or_upgrade_and_admin_leaves_a_verifiable_trail(vigil, admin, settings, tmp_path):

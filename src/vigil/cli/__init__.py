@@ -38,7 +38,7 @@ def _register() -> None:
 _register()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Run the CLI with one error contract, whatever Typer version is installed.
 
     Typer (0.2x vendors its own copy of click, with its own exception classes) handles its
@@ -47,9 +47,9 @@ def main() -> None:
     it untouched and are printed here as one line with their exit code.
     """
     os.environ.setdefault("ORT_LOGGING_LEVEL", "3")
-    wants_json = "--json" in sys.argv
+    wants_json = "--json" in (sys.argv[1:] if argv is None else argv)
     try:
-        app(standalone_mode=True)  # exits: 0, a typer.Exit code, or 2 for a usage error
+        app(args=argv, standalone_mode=True)  # exits: 0, a typer.Exit code, or 2 for a usage error
     except VigilError as exc:
         if wants_json:
             print_json({"error": str(exc), "type": exc.__class__.__name__})

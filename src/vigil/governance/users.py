@@ -26,7 +26,10 @@ from vigil.governance.permissions import ROLES
 from vigil.store.schema import ApiToken, LoginSession, LoginThrottle, User
 from vigil.timeutil import as_utc, utcnow
 
-_hasher = PasswordHasher()
+# argon2id at RFC 9106's second recommended setting (3 passes over 64 MiB, 4 lanes); each hash
+# records its own parameters, so a stronger setting later still verifies older hashes.
+PASSWORD_HASHER = PasswordHasher(time_cost=3, memory_cost=64 * 1024, parallelism=4)
+_hasher = PASSWORD_HASHER
 # Each argon2 check takes 64 MiB for tens of milliseconds: a burst of logins waits here
 # rather than exhausting memory.
 _password_checks = threading.BoundedSemaphore(4)
