@@ -42,13 +42,15 @@ def binomial_upper_bound(k: int, n: int, confidence: float = 0.95) -> float | No
     if k >= n:
         return 1.0
 
+    i = np.arange(k + 1, dtype=np.float64)
+    log_choose = np.array([math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1) for j in range(k + 1)])
+
     def cdf(p: float) -> float:  # P(X <= k) for X ~ Binomial(n, p), summed in log space
         if p <= 0.0:
             return 1.0
-        logs = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
-                + i * math.log(p) + (n - i) * math.log1p(-p) for i in range(k + 1)]
-        top = max(logs)
-        return math.exp(top) * sum(math.exp(x - top) for x in logs)
+        logs = log_choose + i * math.log(p) + (n - i) * math.log1p(-p)
+        top = float(logs.max())
+        return math.exp(top) * float(np.exp(logs - top).sum())
 
     lo, hi = k / n, 1.0
     for _ in range(100):

@@ -148,6 +148,11 @@ class AuditAnchor:
         self._backoff = 1.0
         self._last: tuple[int, str, str | None] | None = None
         self._periodic: threading.Thread | None = None
+        self._closed = threading.Event()
+
+    def close(self) -> None:
+        """Stop republishing (the context that owned this anchor is gone). Idempotent."""
+        self._closed.set()
 
     def describe(self) -> dict:
         return {"kind": self.witness.kind, "location": self.witness.describe(), "key_id": self.signer.key_id,
@@ -205,14 +210,13 @@ class AuditAnchor:
             return []
 
     def _start_periodic(self) -> None:
-        if self.every <= 0 or self._periodic is not None:
+        if self.every <= 0 or self._periodic is not None or self._closed.is_set():
             return
         self._periodic = threading.Thread(target=self._republish, daemon=True, name="audit-anchor")
         self._periodic.start()
 
     def _republish(self) -> None:
-        while True:
-            time.sleep(self.every)
+        while not self._closed.wait(self.every):
             if self._last:
                 with contextlib.suppress(Exception):  # logged by _deliver; tried again next period
                     seq, digest, chain = self._last

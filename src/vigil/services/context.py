@@ -79,5 +79,8 @@ def get_vigil(settings: Settings) -> Vigil:
 def forget_contexts() -> None:
     """Drop cached contexts and close their stores (tests, restore)."""
     with _lock:
+        for vigil in _contexts.values():
+            if vigil.audit.anchor is not None:
+                vigil.audit.anchor.close()  # its periodic republisher stops with it
         _contexts.clear()
     forget_stores()
