@@ -64,7 +64,7 @@ def test_a_small_face_missed_by_the_reduced_pass_is_tracked_and_compared_via_a_d
     assert not [f for f in reduced if _inside(f, region)]
 
     pipe = CameraPipeline("c", engine, matcher=None, live=live, quality=QualitySettings())
-    pipe._embed_and_match = lambda image, t, matched: []  # detection and tracking only
+    pipe._embed_and_match = lambda image, t, matched, **kw: []  # detection and tracking only
     tiles = engine.pack.detector.tile_grid(frame.shape, live.detail_tile)
     found = None
     for i in range(len(tiles) * live.detect_every):  # one full rotation of the detail tiles
@@ -100,11 +100,11 @@ def test_detail_tiles_rotate_and_stop_when_the_full_pass_is_already_full_resolut
     assert off.detail_regions((1080, 1920, 3)) == []
 
 
-def test_a_second_look_is_embedded_only_when_it_would_count_in_the_average(engine, monkeypatch):
+def test_a_reduced_full_frame_pass_gives_first_shots_only_and_the_regions_of_interest_the_rest(engine, monkeypatch):
     frame, _ = _small_face_frame(80, at=(600, 300))
     face = engine.detect(frame)[0]
     pipe = CameraPipeline("c", engine, matcher=None, live=LiveSettings(), quality=QualitySettings())
-    quality = {"q": 0.0}
+    quality = {"q": 0.5}
 
     class Assessed:
         @property
@@ -113,16 +113,29 @@ def test_a_second_look_is_embedded_only_when_it_would_count_in_the_average(engin
 
     monkeypatch.setattr(pipeline_module, "assess", lambda face, crop, settings: Assessed())
     track = Track(1, face.box.astype(np.float64), np.zeros(4), 0.0, 0.0)
-    quality["q"] = 0.8
-    assert pipe._wants_shot(frame, track, face, 0.0)[0]  # the first shot: always
-    track.data["shots"] = [pipeline_module.Shot(0.8, None, 0.0)]
-    quality["q"] = 0.3  # a much poorer second look would weigh little in the quality-weighted template
-    assert not pipe._wants_shot(frame, track, face, 0.5)[0]
-    quality["q"] = 0.7  # a comparable one steadies it
-    assert pipe._wants_shot(frame, track, face, 0.5)[0]
-    quality["q"] = 0.7
-    assert not pipe._wants_shot(frame, track, face, 0.1)[0]  # too soon after the last shot
-    track.data["shots"].append(pipeline_module.Shot(0.7, None, 0.5))
-    assert not pipe._wants_shot(frame, track, face, 1.0)[0]  # two shots: only a better one now
-    quality["q"] = 0.8 + LiveSettings().reembed_gain + 0.01
-    assert pipe._wants_shot(frame, track, face, 1.0)[0]
+    assert pipe._wants_shot(frame, track, face, 0.0, reduced=True)[0]  # a new track: its first shot at once
+    track.data["shots"] = [pipeline_module.Shot(0.5, None, 0.0)]
+    quality["q"] = 0.9  # an apparent gain, measured at the reduced scale: wait for a region of interest
+    assert not pipe._wants_shot(frame, track, face, 0.5, reduced=True)[0]
+    assert pipe._wants_shot(frame, track, face, 0.5, reduced=False)[0]
+    assert not pipe._wants_shot(frame, track, face, 0.1, reduced=False)[0]  # too soon after the last shot
+
+    # the pipeline says "reduced" for 1080p full-frame passes only, never for regions of interest or 720p
+    calls = []
+    pipe._embed_and_match = lambda image, t, matched, reduced=False: calls.append(reduced) or []
+    for i in range(4):
+        pipe.process(Frame(frame, i / 25, i, "c", 0.0))
+    small = cv2.resize(frame, (1280, 720))
+    pipe720 = CameraPipeline("c", engine, matcher=None, live=LiveSettings(), quality=QualitySettings())
+    pipe720._embed_and_match = pipe._embed_and_match
+    pipe720.process(Frame(small, 0.0, 0, "c", 0.0))
+    assert calls == [True, False, False, True, False]
+
+
+def test_the_detector_input_is_the_padded_frame_channel_first_whatever_the_layout_in_memory():
+    rng = np.random.default_rng(1)
+    frame = rng.integers(0, 256, (1080, 1920, 3), np.uint8)
+    for image in (frame[100:640, 50:1010], rng.integers(0, 256, (160, 160, 3), np.uint8), frame[:113, :77]):
+        want = np.stack([YuNetDetector._pad_to_32(image)]).astype(np.float32).transpose(0, 3, 1, 2)
+        got = YuNetDetector._blob([image])
+        assert got.shape == want.shape and got.dtype == np.float32 and np.array_equal(got, want)
