@@ -18,13 +18,13 @@ import time
 
 import pytest
 
+from tests.cli_run import run_cli
 from tests.conftest import demo_bytes, need_service
 
 
 def _run(args: list[str], home, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "VIGIL_HOME": str(home), "COLUMNS": "100"}
-    return subprocess.run([sys.executable, "-m", "vigil", *args], capture_output=True, text=True, env=env,
-                          timeout=timeout)
+    """``vigil ARGS`` through its real entry point, in this process (tests/cli_run.py)."""
+    return run_cli(home, *args, env={"COLUMNS": "100"})
 
 
 def _free_port() -> int:

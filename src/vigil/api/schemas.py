@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import Form, Path, Query
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
 
 MAX_ID = 2**63 - 1  # the largest BIGINT (PostgreSQL) and INTEGER (SQLite)
 TEXT = 2000  # purposes, legal bases, notes and reasons
@@ -25,6 +25,10 @@ def _as_utc(value: datetime) -> datetime:
 
 
 UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
+# numbers in bodies are JSON numbers: true, false and "5" are refused, not read as 1, 0 and 5
+Number = Annotated[float, Strict()]
+Count = Annotated[int, Strict()]
+Flag = Annotated[bool, Strict()]
 Id = Annotated[int, Path(ge=1, le=MAX_ID, description="a numeric id (1 to 2^63-1)")]
 CollectionName = Annotated[str, Path(min_length=1, max_length=120)]
 SubjectId = Annotated[str, Path(min_length=1, max_length=40)]
@@ -78,20 +82,20 @@ class DeploymentIn(Body):
     window_end: UtcDateTime | None = None
     legal_basis: str = Field("", max_length=TEXT)
     purpose: str = Field("", max_length=TEXT)
-    false_alert_rate: float = Field(1e-4, gt=0, lt=0.1)
-    category_rates: dict[Annotated[str, Field(max_length=40)], Annotated[float, Field(gt=0, lt=0.1)]] = Field(
+    false_alert_rate: Number = Field(1e-4, gt=0, lt=0.1)
+    category_rates: dict[Annotated[str, Field(max_length=40)], Annotated[Number, Field(gt=0, lt=0.1)]] = Field(
         default_factory=dict, max_length=16)
-    trial: bool = False
+    trial: Flag = False
 
 
 class RunIn(Body):
-    fast: bool = False
-    max_seconds: float | None = Field(None, gt=0, le=24 * 3600)
+    fast: Flag = False
+    max_seconds: Number | None = Field(None, gt=0, le=24 * 3600)
 
 
 class OutcomesIn(Body):
-    engagements: int | None = Field(None, ge=0, le=1_000_000)
-    arrests: int | None = Field(None, ge=0, le=1_000_000)
+    engagements: Count | None = Field(None, ge=0, le=1_000_000)
+    arrests: Count | None = Field(None, ge=0, le=1_000_000)
 
 
 class DecisionIn(Body):
@@ -111,7 +115,7 @@ class UserIn(Body):
 
 class TokenIn(Body):
     name: str = Field("", max_length=120)
-    days: float | None = Field(None, gt=0, le=3650)
+    days: Number | None = Field(None, gt=0, le=3650)
 
 
 class RoleIn(Body):
