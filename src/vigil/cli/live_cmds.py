@@ -144,7 +144,7 @@ def deployment_create(
         except ValueError:
             raise VigilError(f"--category-rate takes CATEGORY=RATE, got {item!r}") from None
     data = create_deployment(vigil, actor, name=name, location=location, sources=sources, watchlists=list(watchlist),
-                             window_start=parse_when(start), window_end=parse_when(end), legal_basis=legal_basis,
+                             window_start=parse_when(start), window_end=parse_when(end, end_of_day=True), legal_basis=legal_basis,
                              purpose=purpose, false_alert_rate=false_alert_rate, category_rates=rates)
     emit(data, as_json, _created)
 

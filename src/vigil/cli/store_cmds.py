@@ -54,7 +54,7 @@ def _create(kind: str, name: str, pack: str | None, purpose: str, legal_basis: s
 
     vigil, actor = ctx()
     data = create_collection(vigil, actor, kind, name, pack=pack, purpose=purpose, legal_basis=legal_basis,
-                             category=category, expires_at=parse_when(expires) if expires else None)
+                             category=category, expires_at=parse_when(expires, end_of_day=True) if expires else None)
     emit(data, as_json, lambda d: console.print(f"Created {kind} {d['name']!r} (id {d['id']}, {d['model_id']})"))
 
 
@@ -120,7 +120,7 @@ def gallery_delete(name: str, reason: str = typer.Option(..., "--reason"), as_js
 def watchlist_create(
     name: str, pack: str = PackOpt, purpose: str = typer.Option(..., "--purpose"),
     legal_basis: str = typer.Option("", "--legal-basis"),
-    expires: str = typer.Option(None, "--expires", help="Expiry date (YYYY-MM-DD)."),
+    expires: str = typer.Option(None, "--expires", help="Expiry: a date (YYYY-MM-DD: the end of that day, UTC) or a date-time."),
     category: str = typer.Option("wanted", "--category", help="Default category of its subjects."),
     as_json: bool = JsonOpt,
 ) -> None:
