@@ -67,7 +67,13 @@ def test_contact_sheet_is_an_audited_export(vigil, admin, people_dir, tmp_path):
     enrol_files(vigil, admin, "gallery", "custody", items_from_dir(people_dir), show_progress=False)
     sheet = tmp_path / "out" / "sheet.html"
     result = search(vigil, admin, coll, demo_path("obama_small.jpg", tmp_path), sheet=sheet)
-    assert result["contact_sheet"] == str(sheet) and "Barack Obama" in sheet.read_text()
+    html = sheet.read_text()
+    assert result["contact_sheet"] == str(sheet) and "Barack Obama" in html
+    # the sheet states the threshold and marks the candidates at or above it (issue #15)
+    threshold = result["threshold_fmr_1e-4"]
+    assert f"score {threshold:.3f}" in html
+    above = [c for c in result["faces"][0]["candidates"] if c["score"] >= threshold]
+    assert above and html.count("<b>above threshold</b>") == len(above)
     with vigil.store.session() as s:
         entry = s.scalar(select(AuditEntry).where(AuditEntry.action == "export.written"))
         assert entry is not None and json.loads(entry.details)["search_id"] == result["search_id"]
@@ -132,3 +138,17 @@ def test_watchlist_needs_purpose_and_edits_withdraw_authorisation(vigil, admin):
     assert out["authorisation_withdrawn"] == [
         {"watchlist": "wanted", "because": out["authorisation_withdrawn"][0]["because"]}]
     assert show_collection(vigil, admin, "watchlist", "wanted")["authorised_by"] is None
+
+
+def test_the_cli_table_marks_candidates_above_the_threshold(vigil, admin, people_dir, tmp_path):
+    from tests.cli_run import run_cli
+
+    make_gallery(vigil, admin)
+    enrol_files(vigil, admin, "gallery", "custody", items_from_dir(people_dir), show_progress=False)
+    out = run_cli(vigil.settings.home, "search", str(demo_path("obama_small.jpg", tmp_path)), "--gallery", "custody",
+                  "--case", "CASE-9", "--reason", "robbery suspect")
+    assert out.returncode == 0, out.stderr
+    rows = [line for line in out.stdout.splitlines() if "Barack Obama" in line or "Joe Biden" in line]
+    assert any("Barack Obama" in r and "above" in r for r in rows)
+    assert any("Joe Biden" in r and "below" in r for r in rows)
+    assert "Threshold (1 in 10,000 false match rate)" in out.stdout

@@ -275,13 +275,16 @@ def search(
             console.print(f"[bold]face {i}[/] at {f['box']} quality {f['quality']:.2f}")
             for w in f["warnings"]:
                 console.print(f"  [yellow]{w}[/]")
+            threshold = r["threshold_fmr_1e-4"]
             table = Table(show_header=True)
-            for col in ("rank", "subject", "name", "score", "FMR", "expected false at this score"):
+            for col in ("rank", "subject", "name", "score", "FMR", "expected false at this score", "threshold"):
                 table.add_column(col)
             for c in f["candidates"][:10]:
                 table.add_row(str(c["rank"]), c["subject_id"], c["name"], f"{c['score']:.3f}",
-                              f"{c['fmr']:.1e}", f"{c['expected_false_candidates_at_this_score']:.2g}")
+                              f"{c['fmr']:.1e}", f"{c['expected_false_candidates_at_this_score']:.2g}",
+                              "[bold blue]above[/]" if c["score"] >= threshold else "below")
             console.print(table)
+        console.print(f"Threshold (1 in 10,000 false match rate): score {r['threshold_fmr_1e-4']:.3f}.")
         if r.get("contact_sheet"):
             console.print(f"Contact sheet written to {r['contact_sheet']}")
         console.print("Candidates are leads for a person to review, not identifications.")

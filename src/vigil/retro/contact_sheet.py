@@ -26,10 +26,15 @@ def render_contact_sheet(result: dict, probe_crops: list[np.ndarray], candidate_
     """``candidate_crops`` maps a subject id to its first enrolled face (absent: not shown)."""
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Search {result['search_id']}"
              "</title><style>body{font-family:sans-serif;margin:2em}figure{display:inline-block;margin:.5em;"
-             "text-align:center}figcaption{font-size:.8em}.probe{border:3px solid #124}</style></head><body>",
+             "text-align:center}figcaption{font-size:.8em}.probe{border:3px solid #124}"
+             ".above img{outline:4px solid #1565c0}</style></head><body>",
              f"<h1>Search {result['search_id']}: case {html.escape(result['case_ref'])}</h1>",
              f"<p>Gallery {html.escape(result['gallery'])} ({result['gallery_subjects']} subjects). "
              f"Reason: {html.escape(result['reason'])}. Candidates are leads for review, not identifications.</p>"]
+    threshold = result.get("threshold_fmr_1e-4")
+    if threshold is not None:
+        parts.append(f"<p>Threshold for a 1 in 10,000 false match rate: score {threshold:.3f}. Candidates at or "
+                     "above it are outlined in blue and marked <em>above threshold</em>.</p>")
     for i, (face, probe) in enumerate(zip(result["faces"], probe_crops), 1):
         parts.append(f"<h2>Face {i} (quality {face['quality']:.2f})</h2>")
         parts.extend(f"<p><strong>{html.escape(w)}</strong></p>" for w in face["warnings"])
@@ -38,8 +43,10 @@ def render_contact_sheet(result: dict, probe_crops: list[np.ndarray], candidate_
             crop = candidate_crops.get(cand["subject_id"])
             if crop is None:
                 continue
-            parts.append(f"<figure>{_img_tag(crop, cand['name'])}<figcaption>#{cand['rank']} "
-                         f"{html.escape(cand['name'])}<br>{cand['subject_id']}<br>score {cand['score']:.3f} "
-                         f"(FMR {cand['fmr']:.1e})</figcaption></figure>")
+            above = threshold is not None and cand["score"] >= threshold
+            parts.append(f"<figure{' class=above' if above else ''}>{_img_tag(crop, cand['name'])}<figcaption>"
+                         f"#{cand['rank']} {html.escape(cand['name'])}<br>{cand['subject_id']}<br>score "
+                         f"{cand['score']:.3f} (FMR {cand['fmr']:.1e}){'<br><b>above threshold</b>' if above else ''}"
+                         "</figcaption></figure>")
     parts.append("</body></html>")
     return "\n".join(parts)
