@@ -39,6 +39,28 @@ def test_models_say_which_packs_can_run_live(home):
 def test_detect_json_lists_both_faces(home, tmp_path):
     data = run_json(["detect", str(demo_path("obama_and_biden.jpg", tmp_path))])
     assert len(data["faces"]) == 2 and all(len(f["landmarks"]) == 5 for f in data["faces"])
+    assert [f["face"] for f in data["faces"]] == [1, 2] and data["faces"][0]["box"][0] < data["faces"][1]["box"][0]
+
+
+def test_verify_compares_every_face_of_a_group_photo_and_says_which(home, tmp_path):
+    """Issue #15: Obama against a photo of Obama and Biden once compared Obama with Biden (the
+    "main face") and answered NO MATCH."""
+    group, obama, biden = (str(demo_path(n, tmp_path)) for n in ("obama_and_biden.jpg", "obama.jpg", "biden.jpg"))
+    faces = run_json(["detect", group])["faces"]
+    for person in (obama, biden):
+        best = run_json(["verify", person, group])
+        assert best["match"] is True and best["chosen"] == "best"
+        assert best["face_b"]["of"] == 2 and best["face_b"]["box"] == faces[best["face_b"]["index"] - 1]["box"]
+    obama_face = run_json(["verify", obama, group])["face_b"]["index"]
+    biden_face = run_json(["verify", biden, group])["face_b"]["index"]
+    assert {obama_face, biden_face} == {1, 2}  # each found in their own place
+    # a chosen face is the only one compared
+    forced = run_json(["verify", obama, group, "--face-b", str(biden_face)])
+    assert forced["match"] is False and forced["face_b"]["index"] == biden_face and forced["chosen"] == "given"
+    human = runner.invoke(app, ["verify", obama, group])
+    assert "face " + str(obama_face) + " of 2" in human.stdout and "--face-a/--face-b" in " ".join(human.stdout.split())
+    out_of_range = runner.invoke(app, ["verify", obama, group, "--face-b", "3"])
+    assert out_of_range.exit_code != 0 and "choose a face from 1 to 2" in str(out_of_range.exception)
 
 
 def test_no_face_is_a_clear_error_not_a_traceback(home, tmp_path):

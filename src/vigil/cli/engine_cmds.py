@@ -18,9 +18,12 @@ def register(app: typer.Typer) -> None:
 
 
 def verify(
-    image_a: Path = typer.Argument(..., help="First image (its main face is used)."),
-    image_b: Path = typer.Argument(..., help="Second image."),
+    image_a: Path = typer.Argument(..., help="First image (every face in it is compared unless --face-a)."),
+    image_b: Path = typer.Argument(..., help="Second image (every face unless --face-b)."),
     fmr: float = typer.Option(1e-4, "--fmr", help="Target false match rate per comparison."),
+    face_a: int = typer.Option(None, "--face-a", min=1, help="Use only this face of image A (1 = leftmost; "
+                               "'vigil detect' numbers them)."),
+    face_b: int = typer.Option(None, "--face-b", min=1, help="Use only this face of image B."),
     pack: str = PackOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -32,12 +35,18 @@ def verify(
     engine = FaceEngine.from_settings(s, pack)
     a = read_image_file(image_a, max_pixels=s.max_image_pixels)
     b = read_image_file(image_b, max_pixels=s.max_image_pixels)
-    result = engine.verify(a, b, target_fmr=fmr, names=(str(image_a), str(image_b)))
+    result = engine.verify(a, b, target_fmr=fmr, names=(str(image_a), str(image_b)), face_a=face_a, face_b=face_b)
 
     def human(r):
         verdict = "[green]MATCH[/]" if r.match else "[yellow]NO MATCH[/]"
         bound = "at most " if r.fmr_bounded else ""
         console.print(f"{verdict}  score {r.score:.3f}  threshold {r.threshold:.3f} (FMR {r.target_fmr:g})")
+        for label, index, count, box in (("A", r.face_a, r.faces_a, r.box_a), ("B", r.face_b, r.faces_b, r.box_b)):
+            if count > 1:
+                console.print(f"image {label}: face {index} of {count} (box {box})")
+        if r.chosen == "best":
+            console.print("Several faces: every pair was compared and the best is shown; choose one with "
+                          "--face-a/--face-b (numbered left to right, as 'vigil detect' lists them).")
         console.print(f"At this score about {bound}1 in {1 / r.fmr:,.0f} comparisons of different people "
                       f"would score as high (model {r.model_id}, calibration: {engine.pack.calibration.dataset}).")
         for label, q in (("A", r.quality_a), ("B", r.quality_b)):
@@ -59,18 +68,20 @@ def detect(
     s = settings()
     engine = FaceEngine.from_settings(s, pack)
     img = read_image_file(image, max_pixels=s.max_image_pixels)
-    found = engine.analyse(img)
+    from vigil.engine.faces import reading_order
+
+    found = engine.analyse(img, reading_order(engine.detect(img)))
     data = {"image": str(image), "width": img.shape[1], "height": img.shape[0], "faces": [
-        {"box": f.face.box_list(), "score": round(f.face.score, 4),
+        {"face": number, "box": f.face.box_list(), "score": round(f.face.score, 4),
          "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in f.face.landmarks],
-         "quality": f.quality.to_dict()} for f in found]}
+         "quality": f.quality.to_dict()} for number, f in enumerate(found, 1)]}
 
     def human(d):
         table = Table(title=f"{len(d['faces'])} face(s) in {d['image']} ({d['width']}x{d['height']})")
-        for col in ("box", "confidence", "quality", "issues"):
+        for col in ("face", "box", "confidence", "quality", "issues"):
             table.add_column(col)
         for f in d["faces"]:
-            table.add_row(str(f["box"]), f"{f['score']:.2f}", f"{f['quality']['score']:.2f}",
+            table.add_row(str(f["face"]), str(f["box"]), f"{f['score']:.2f}", f"{f['quality']['score']:.2f}",
                           "; ".join(f["quality"]["reasons"]) or "-")
         console.print(table)
 

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from vigil.config import QualitySettings, Settings
 from vigil.engine.align import align_face
-from vigil.engine.faces import Face, primary_face
+from vigil.engine.faces import Face, primary_face, reading_order
 from vigil.engine.onnx_embedder import OnnxArcFaceEmbedder
 from vigil.engine.packs import Pack, get_pack
 from vigil.engine.quality import QualityReport, assess
 from vigil.engine.templates import Template
-from vigil.errors import NoFaceError, QualityError
+from vigil.errors import NoFaceError, QualityError, VigilError
 
 # Still images: if nothing is found at the configured confidence, look again at a lower one,
 # then upscaled (small photos). Nothing assumes where the face is.
@@ -43,9 +43,20 @@ class Verification:
     model_id: str
     quality_a: QualityReport
     quality_b: QualityReport
+    # which faces were compared (1-based, in reading order), out of how many, and where
+    face_a: int = 1
+    face_b: int = 1
+    faces_a: int = 1
+    faces_b: int = 1
+    box_a: list[int] = field(default_factory=list)
+    box_b: list[int] = field(default_factory=list)
+    chosen: str = "only"  # "only": one face each; "best": the best pair of several; "given": --face-a/-b
 
     def to_dict(self) -> dict:
         return {
+            "face_a": {"index": self.face_a, "of": self.faces_a, "box": self.box_a},
+            "face_b": {"index": self.face_b, "of": self.faces_b, "box": self.box_b},
+            "chosen": self.chosen,
             "score": round(self.score, 6),
             "match": self.match,
             "threshold": round(self.threshold, 6),
@@ -125,14 +136,37 @@ class FaceEngine:
                                found.quality.reasons)
         return found
 
+    def numbered_faces(self, image: np.ndarray, *, name: str,
+                       index: int | None = None) -> tuple[int, list[tuple[int, AnalysedFace]]]:
+        """How many faces an image has, and each (or only face ``index``) with its 1-based
+        number in reading order."""
+        faces = reading_order(self.detect(image))
+        if not faces:
+            raise NoFaceError(f"{name}: no face found")
+        picked = list(enumerate(faces, 1))
+        if index is not None:
+            if not 1 <= index <= len(faces):
+                raise VigilError(f"{name} has {len(faces)} face(s): choose a face from 1 to {len(faces)}")
+            picked = [picked[index - 1]]
+        analysed = self.analyse(image, [f for _, f in picked])
+        return len(faces), [(number, found) for (number, _), found in zip(picked, analysed)]
+
     def verify(self, image_a: np.ndarray, image_b: np.ndarray, *, target_fmr: float = 1e-4,
-               names: tuple[str, str] = ("A", "B")) -> Verification:
-        a = self.primary(image_a, name=names[0])
-        b = self.primary(image_b, name=names[1])
-        score = a.template.similarity(b.template)
+               names: tuple[str, str] = ("A", "B"), face_a: int | None = None,
+               face_b: int | None = None) -> Verification:
+        """Compare two images. With several faces in an image and none chosen, every face is
+        compared and the best-scoring pair is reported with where those faces are: a group
+        photo is never silently reduced to one arbitrary "main" face."""
+        count_a, a_faces = self.numbered_faces(image_a, name=names[0], index=face_a)
+        count_b, b_faces = self.numbered_faces(image_b, name=names[1], index=face_b)
+        score, (ia, a), (ib, b) = max(((x[1].template.similarity(y[1].template), x, y)
+                                       for x in a_faces for y in b_faces), key=lambda t: t[0])
         cal = self.pack.calibration
         threshold = cal.threshold_for(target_fmr)
         fmr, bounded = cal.fmr_at(score)
+        pairs = len(a_faces) * len(b_faces)
+        chosen = "best" if pairs > 1 else ("given" if face_a or face_b else "only")
         return Verification(score=score, match=score >= threshold, threshold=threshold, fmr=fmr,
                             fmr_bounded=bounded, target_fmr=target_fmr, model_id=self.model_id,
-                            quality_a=a.quality, quality_b=b.quality)
+                            quality_a=a.quality, quality_b=b.quality, face_a=ia, face_b=ib, faces_a=count_a,
+                            faces_b=count_b, box_a=a.face.box_list(), box_b=b.face.box_list(), chosen=chosen)

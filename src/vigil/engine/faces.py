@@ -58,3 +58,9 @@ def primary_face(faces: list[Face], image_shape: tuple[int, ...]) -> Face | None
         return size * float(np.exp(-8.0 * dist * dist)) * (0.5 + 0.5 * face.score)
 
     return max(faces, key=weight)
+
+
+def reading_order(faces: list[Face]) -> list[Face]:
+    """Faces left to right (then top to bottom): the order ``vigil detect`` numbers them in and
+    ``--face-a/--face-b INDEX`` counts in, starting at 1."""
+    return sorted(faces, key=lambda f: (round(float(f.box[0])), round(float(f.box[1]))))
