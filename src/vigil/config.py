@@ -84,6 +84,10 @@ class LiveSettings(BaseModel):
     max_shots: int = Field(6, description="best shots embedded per track (template averaging)")
     reembed_gain: float = Field(0.08, description="re-embed when quality improves by this much")
     embed_budget: int = Field(4, description="most faces embedded per processed frame (spreads bursts)")
+    live_embed_budget: int = Field(1, description="live (frames that can be dropped), no frame waiting: most "
+                                   "faces embedded per frame (see first_shot_wait for a frame behind)")
+    first_shot_wait: float = Field(0.5, description="live, frames waiting: a new track's first shot waits at most "
+                                   "this long (re-embeddings wait for a frame with time to spare)")
     dedup_seconds: float = Field(10.0, description="same subject within this window = one alert")
     track_max_gap: float = Field(0.8, description="seconds a track survives without a detection")
     confirm_m: int = Field(1, description="M-of-N: alert when M of the last N shot scores pass")

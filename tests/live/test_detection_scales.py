@@ -122,7 +122,7 @@ def test_a_reduced_full_frame_pass_gives_first_shots_only_and_the_regions_of_int
 
     # the pipeline says "reduced" for 1080p full-frame passes only, never for regions of interest or 720p
     calls = []
-    pipe._embed_and_match = lambda image, t, matched, reduced=False: calls.append(reduced) or []
+    pipe._embed_and_match = lambda image, t, matched, reduced=False, **kw: calls.append(reduced) or []
     for i in range(4):
         pipe.process(Frame(frame, i / 25, i, "c", 0.0))
     small = cv2.resize(frame, (1280, 720))
@@ -139,3 +139,35 @@ def test_the_detector_input_is_the_padded_frame_channel_first_whatever_the_layou
         want = np.stack([YuNetDetector._pad_to_32(image)]).astype(np.float32).transpose(0, 3, 1, 2)
         got = YuNetDetector._blob([image])
         assert got.shape == want.shape and got.dtype == np.float32 and np.array_equal(got, want)
+
+
+def test_live_and_behind_real_time_locating_comes_first_and_embeddings_wait(engine):
+    live = LiveSettings()
+    pipe = CameraPipeline("c", engine, matcher=None, live=live, quality=QualitySettings())
+    old = [(Track(i, np.zeros(4), np.zeros(4), 0.0, 0.0, data={"shots": [1]}), None, 0.9, None) for i in (1, 2)]
+    new = [(Track(i, np.zeros(4), np.zeros(4), t0, t0), None, 0.5, None) for i, t0 in ((3, 0.0), (4, 0.9))]
+    todo = new + old  # as the pipeline sorts them: new tracks first
+    t = 1.0
+    assert pipe._budget(todo, t, live=False, backlog=0) == todo[: live.embed_budget]  # files: as many as allowed
+    assert pipe._budget(todo, t, live=True, backlog=0) == todo[: live.live_embed_budget]  # live, on time
+    assert pipe._budget(todo, t, live=True, backlog=1) == new[:1]  # behind: one first shot
+    assert pipe._budget(old, t, live=True, backlog=1) == []  # re-embeddings wait for time to spare
+    # two frames waiting: only a track that has waited first_shot_wait gets its first shot
+    assert pipe._budget(new[::-1], t, live=True, backlog=2) == [new[0]]
+    assert pipe._budget(new[1:], t, live=True, backlog=2) == []
+    assert pipe._budget(new[1:], 0.91 + live.first_shot_wait, live=True, backlog=2) == new[1:]
+
+
+def test_a_live_reader_says_how_many_newer_frames_wait(tmp_path):
+    from vigil.live.sources import CameraReader, FolderSource
+
+    for i in range(5):
+        cv2.imwrite(str(tmp_path / f"{i:03d}.png"), np.full((32, 32, 3), 40 * i, np.uint8))
+    reader = CameraReader(FolderSource(tmp_path, "c", fps=1000, realtime=False), keep_latest=True, buffer=3).start()
+    reader.join(timeout=10)
+    taken = [reader.take(0.1) for _ in range(3)]
+    assert [f.backlog for f in taken] == [2, 1, 0] and all(f.live for f in taken)
+    fast = CameraReader(FolderSource(tmp_path, "c", fps=1000, realtime=False), keep_latest=False).start()
+    frame = fast.take(2.0)
+    assert frame is not None and not frame.live and frame.backlog == 0
+    fast.stop()

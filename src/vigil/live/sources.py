@@ -41,6 +41,8 @@ class Frame:
     index: int  # source frame number
     camera: str
     wall: float  # time.monotonic() when decoded
+    live: bool = False  # taken from a live reader (newest frames kept, older ones dropped)
+    backlog: int = 0  # live mode: newer frames already waiting when this one was taken (the loop is behind)
 
 
 class Source(Protocol):
@@ -264,7 +266,11 @@ class CameraReader:
             with self._cond:
                 if not self._slot and not self.ended.is_set():
                     self._cond.wait(timeout)
-                return self._slot.popleft() if self._slot else None
+                if not self._slot:
+                    return None
+                frame = self._slot.popleft()
+                frame.live, frame.backlog = True, len(self._slot)
+                return frame
         try:
             return self._queue.get(timeout=timeout)
         except queue.Empty:
