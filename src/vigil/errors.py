@@ -27,6 +27,10 @@ class ModelMismatchError(VigilError):
     """Templates of different models were about to be compared."""
 
 
+class AmbiguousFaceError(VigilError):
+    """Several faces could be the one meant (a group photo): the user must choose one."""
+
+
 class QualityError(VigilError):
     """A face failed the enrolment quality gate; ``reasons`` says why."""
 

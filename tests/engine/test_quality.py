@@ -62,3 +62,20 @@ def test_each_failure_is_named():
     assert any("head turned" in r for r in assess(_face(turned), _textured(), limits).reasons)
     # a failing factor pulls the score down
     assert small.score < assess(_face(ARCFACE_112), _textured(), limits).score
+
+
+def test_a_face_cut_by_the_image_edge_fails_the_gate(engine):
+    """Issue #15: a face cut by the image's edge scored quality 1.00 (the detector clips its box
+    to the image and the aligned crop is padded)."""
+    from tests.conftest import demo_bytes
+    from vigil.engine.images import decode_image
+
+    image = decode_image(demo_bytes("obama.jpg"))
+    whole = engine.primary(image)
+    assert whole.quality.passed and not any("cut off" in r for r in whole.quality.reasons)
+    x, y, w, h = whole.face.box_list()
+    for cut in (image[:, x + w // 4:], image[y + h // 4:, :]):  # a quarter of the face gone, left or top
+        found = engine.primary(np.ascontiguousarray(cut))
+        assert not found.quality.passed
+        assert any("cut off by the image edge" in r for r in found.quality.reasons)
+        assert found.quality.score < whole.quality.score

@@ -148,7 +148,25 @@ def test_the_cli_table_marks_candidates_above_the_threshold(vigil, admin, people
     out = run_cli(vigil.settings.home, "search", str(demo_path("obama_small.jpg", tmp_path)), "--gallery", "custody",
                   "--case", "CASE-9", "--reason", "robbery suspect")
     assert out.returncode == 0, out.stderr
-    rows = [line for line in out.stdout.splitlines() if "Barack Obama" in line or "Joe Biden" in line]
-    assert any("Barack Obama" in r and "above" in r for r in rows)
-    assert any("Joe Biden" in r and "below" in r for r in rows)
+    rows = {line.split()[1]: line for line in out.stdout.splitlines() if line.startswith("│ ") and line.split()[1].isdigit()}
+    assert "above" in rows["1"] and "below" in rows["2"], out.stdout  # Obama (rank 1) above, Biden below
     assert "Threshold (1 in 10,000 false match rate)" in out.stdout
+
+
+def test_a_group_photo_is_refused_until_a_face_is_chosen(vigil, admin, tmp_path):
+    """Issue #15: a group photo was enrolled as one arbitrary face with no warning."""
+    from tests.cli_run import run_cli
+
+    coll = make_gallery(vigil, admin)
+    refused = enrol(vigil, admin, coll, "obama_and_biden.jpg", "Joe Biden")
+    assert refused["status"] == "rejected" and "choose the one to enrol with --face" in refused["reasons"][0]
+    # through the CLI, choosing the right-hand face (Biden stands on the right in this photo)
+    out = run_cli(vigil.settings.home, "enroll", str(demo_path("obama_and_biden.jpg", tmp_path)), "--gallery",
+                  "custody", "--name", "Joe Biden", "--face", "2", "--json")
+    assert out.returncode == 0, out.stderr
+    found = search(vigil, admin, coll, demo_path("biden.jpg", tmp_path))
+    assert found["faces"][0]["candidates"][0]["name"] == "Joe Biden"
+    assert found["faces"][0]["candidates"][0]["score"] >= found["threshold_fmr_1e-4"]
+    wrong = run_cli(vigil.settings.home, "enroll", str(demo_path("obama.jpg", tmp_path)), "--gallery", "custody",
+                    "--name", "Barack Obama", "--face", "2")
+    assert wrong.returncode != 0 and "choose a face from 1 to 1" in wrong.stdout + wrong.stderr

@@ -101,7 +101,10 @@ def collection_router(plural: str) -> APIRouter:
     async def enrol(name: CollectionName, request: Request, response: Response, image: UploadFile = File(...),
                     subject_name: str = Form("", max_length=200), subject_id: str = Form("", max_length=40),
                     category: str = Form("", max_length=40), reference: str = Form("", max_length=200),
-                    preview: bool = Form(False), actor: Actor = Depends(current_actor)):
+                    preview: bool = Form(False),
+                    face: int | None = Form(None, ge=1, le=1000, description="which face of a group photo "
+                                            "(1 = leftmost); required when several faces are of comparable size"),
+                    actor: Actor = Depends(current_actor)):
         """Enrol one image. With ``preview`` the face and its quality are returned and nothing is
         stored. ``authorisation_withdrawn`` lists the watchlists this enrolment de-authorised."""
         vigil = request.app.state.vigil
@@ -109,10 +112,10 @@ def collection_router(plural: str) -> APIRouter:
         filename = image.filename or "upload"
         if preview:
             response.status_code = 200  # nothing was created
-            return enrolment.preview_enrolment(vigil, actor, kind, name, data, filename)
+            return enrolment.preview_enrolment(vigil, actor, kind, name, data, filename, face)
         outcome = enrolment.enrol_image(vigil, actor, kind, name, data,
                                         EnrolItem(filename, subject_name.strip(), category or None, reference,
-                                                  subject_id or None))
+                                                  subject_id or None, face=face))
         if outcome["status"] == "rejected":
             raise QualityError("rejected: " + "; ".join(outcome["reasons"]), outcome["reasons"])
         return outcome

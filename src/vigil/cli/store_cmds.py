@@ -202,6 +202,8 @@ def enroll(
     category: str = typer.Option(None, "--category"),
     reference: str = typer.Option("", "--reference", help="Case or warrant reference."),
     subject: str = typer.Option(None, "--subject", help="Add the image to this existing subject."),
+    face: int = typer.Option(None, "--face", min=1, help="Which face of a group photo to enrol (1 = leftmost, "
+                             "as 'vigil detect' numbers them); one image only."),
     allow_low_quality: bool = typer.Option(False, "--allow-low-quality",
                                            help="Keep faces that fail the quality gate (recorded, audited): "
                                                 "for importing an existing collection as it is."),
@@ -217,10 +219,12 @@ def enroll(
         raise VigilError("give exactly one of IMAGE, --dir or --csv")
     if image is not None and not (name or subject):
         raise VigilError("enrolling one image needs --name (or --subject)")
+    if face is not None and image is None:
+        raise VigilError("--face chooses a face of one image; it does not apply to --dir or --csv")
     vigil, actor = ctx()
     kind, cname = ("gallery", gallery) if gallery else ("watchlist", watchlist)
     if image is not None:
-        items = [(image, EnrolItem(str(image), name or "", category, reference, subject))]
+        items = [(image, EnrolItem(str(image), name or "", category, reference, subject, face=face))]
     elif folder is not None:
         items = items_from_dir(folder)
     else:

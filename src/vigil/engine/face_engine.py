@@ -13,11 +13,13 @@ from vigil.engine.onnx_embedder import OnnxArcFaceEmbedder
 from vigil.engine.packs import Pack, get_pack
 from vigil.engine.quality import QualityReport, assess
 from vigil.engine.templates import Template
-from vigil.errors import NoFaceError, QualityError, VigilError
+from vigil.errors import AmbiguousFaceError, NoFaceError, QualityError, VigilError
 
 # Still images: if nothing is found at the configured confidence, look again at a lower one,
 # then upscaled (small photos). Nothing assumes where the face is.
 FALLBACK_THRESHOLD = 0.3
+# Enrolment: another face at least this share of the chosen one's area makes the photo ambiguous
+COMPARABLE_FACE_AREA = 0.25
 
 
 @dataclass
@@ -96,7 +98,7 @@ class FaceEngine:
         if not faces:
             return []
         crops = [align_face(image, f.landmarks) for f in faces]
-        reports = [assess(f, c, self.quality_limits) for f, c in zip(faces, crops)]
+        reports = [assess(f, c, self.quality_limits, image.shape) for f, c in zip(faces, crops)]
         embedder = self.pack.embedder
         if isinstance(embedder, OnnxArcFaceEmbedder) and embedder.size == 112:
             vectors = embedder.embed_aligned(crops)
@@ -114,7 +116,7 @@ class FaceEngine:
             crops = [align_face(images[i], chosen[i].landmarks) for i in todo]
             vectors = embedder.embed_aligned(crops)
             for k, i in enumerate(todo):
-                report = assess(chosen[i], crops[k], self.quality_limits)
+                report = assess(chosen[i], crops[k], self.quality_limits, images[i].shape)
                 out[i] = AnalysedFace(chosen[i], report, vectors[k], self.model_id)
         else:
             for i in todo:
@@ -128,10 +130,29 @@ class FaceEngine:
             raise NoFaceError(f"{name}: no face found")
         return self.analyse(image, [face])[0]
 
-    def enrolment_face(self, image: np.ndarray, *, name: str = "image") -> AnalysedFace:
-        """The primary face, refused with reasons if it fails the quality gate."""
-        found = self.primary(image, name=name)
-        if not found.quality.passed:
+    def enrolment_face(self, image: np.ndarray, *, name: str = "image", face: int | None = None,
+                       quality_gate: bool = True) -> AnalysedFace:
+        """The face to enrol: face number ``face`` (1-based, reading order), else the photo's
+        only face or its clear subject. A photo with another face of comparable size (a group
+        photo) is refused rather than enrolled as an arbitrary one of them; with the quality
+        gate on, a face that fails it is refused with the reasons."""
+        faces = reading_order(self.detect(image))
+        if not faces:
+            raise NoFaceError(f"{name}: no face found")
+        if face is not None:
+            if not 1 <= face <= len(faces):
+                raise VigilError(f"{name} has {len(faces)} face(s): choose a face from 1 to {len(faces)}")
+            chosen = faces[face - 1]
+        else:
+            chosen = primary_face(faces, image.shape)
+            rivals = [f for f in faces if f is not chosen
+                      and f.box[2] * f.box[3] >= COMPARABLE_FACE_AREA * chosen.box[2] * chosen.box[3]]
+            if rivals:
+                raise AmbiguousFaceError(
+                    f"{name}: {len(rivals) + 1} faces of comparable size; choose the one to enrol with --face "
+                    f"NUMBER (1 to {len(faces)}, left to right, as 'vigil detect' numbers them)")
+        found = self.analyse(image, [chosen])[0]
+        if quality_gate and not found.quality.passed:
             raise QualityError(f"{name}: rejected by the quality gate: " + "; ".join(found.quality.reasons),
                                found.quality.reasons)
         return found

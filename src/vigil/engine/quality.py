@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from vigil.config import QualitySettings
+from vigil.engine.align import ARCFACE_112, similarity_transform
 from vigil.engine.faces import Face
 
 # Nose height between eye line and mouth line on the ArcFace template (frontal face).
@@ -88,7 +89,28 @@ def _ramp(value: float, bad: float, good: float) -> float:
     return float(min(1.0, max(0.0, (value - bad) / (good - bad))))
 
 
-def assess(face: Face, aligned: np.ndarray, limits: QualitySettings | None = None) -> QualityReport:
+MAX_OUTSIDE = 0.05  # share of the face that may lie outside the image before it counts as cut off
+# The face in the aligned 112x112 crop, forehead to chin and cheek to cheek (ArcFace template)
+_FACE_GRID = np.stack(np.meshgrid(np.linspace(14, 98, 15), np.linspace(16, 108, 15)), -1).reshape(-1, 2)
+
+
+def outside_share(face: Face, image_shape: tuple[int, ...]) -> float:
+    """How much of the face lies outside an image of ``image_shape`` (0 = all inside). Measured
+    from the landmarks, not the detector's box (which is clipped to the image): the face's
+    extent in the aligned crop is mapped back into the image and counted where it falls."""
+    matrix = similarity_transform(face.landmarks, ARCFACE_112)
+    forward = np.vstack([matrix, [0.0, 0.0, 1.0]])
+    back = np.linalg.inv(forward)[:2]
+    points = _FACE_GRID @ back[:, :2].T + back[:, 2]
+    h, w = image_shape[:2]
+    inside = (points[:, 0] >= 0) & (points[:, 0] < w) & (points[:, 1] >= 0) & (points[:, 1] < h)
+    return float(1.0 - inside.mean())
+
+
+def assess(face: Face, aligned: np.ndarray, limits: QualitySettings | None = None,
+           image_shape: tuple[int, ...] | None = None) -> QualityReport:
+    """The quality gate's verdict on one face. With ``image_shape`` a face cut by the image's
+    edge is caught too (its aligned crop is padded with black, and it scores as sharp)."""
     limits = limits or QualitySettings()
     yaw, pitch, roll = estimate_pose(face.landmarks)
     sharpness, brightness, contrast = image_measures(aligned)
@@ -110,7 +132,11 @@ def assess(face: Face, aligned: np.ndarray, limits: QualitySettings | None = Non
         reasons.append(f"under-exposed: brightness {brightness:.0f}/255 (minimum {limits.min_brightness:.0f})")
     if brightness > limits.max_brightness:
         reasons.append(f"over-exposed: brightness {brightness:.0f}/255 (maximum {limits.max_brightness:.0f})")
+    outside = outside_share(face, image_shape) if image_shape is not None else 0.0
+    if outside > MAX_OUTSIDE:
+        reasons.append(f"face cut off by the image edge: {outside:.0%} of it is outside the picture")
     parts = [
+        _ramp(-outside, -0.4, -MAX_OUTSIDE),
         _ramp(eye, limits.min_eye_distance * 0.5, limits.min_eye_distance * 2.0),
         _ramp(face.score, 0.3, 0.95),
         _ramp(-abs(yaw), -60.0, -10.0),

@@ -23,6 +23,7 @@ class EnrolItem:
     reference: str = ""
     subject_id: str | None = None
     problem: str | None = None  # why this file is skipped without being read (reported as rejected)
+    face: int | None = None  # which face of the image (1-based, reading order); None: its only or clear one
 
 
 NOT_UTF8 = "the folder name is not valid UTF-8, so it names no one: skipped (rename the folder to the person's name)"

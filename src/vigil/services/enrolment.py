@@ -20,7 +20,7 @@ import numpy as np
 from sqlalchemy import select
 
 from vigil.engine.images import decode_image
-from vigil.errors import ImageError, NoFaceError, QualityError, VigilError
+from vigil.errors import AmbiguousFaceError, ImageError, NoFaceError, QualityError, VigilError
 from vigil.governance.permissions import Actor
 from vigil.progress import progress_bar
 from vigil.retro.manifests import EnrolItem, items_from_csv, items_from_dir
@@ -91,9 +91,9 @@ class _Enrolment:
                 return EnrolOutcome(item.source, "skipped", existing, [ALREADY])
         try:
             image = decode_image(data, max_pixels=self.vigil.settings.max_image_pixels, name=item.source)
-            found = (self.engine.enrolment_face(image, name=item.source) if self.quality_gate
-                     else self.engine.primary(image, name=item.source))
-        except (ImageError, NoFaceError) as exc:
+            found = self.engine.enrolment_face(image, name=item.source, face=item.face,
+                                               quality_gate=self.quality_gate)
+        except (ImageError, NoFaceError, AmbiguousFaceError) as exc:
             return EnrolOutcome(item.source, "rejected", reasons=[str(exc)])
         except QualityError as exc:
             return EnrolOutcome(item.source, "rejected", reasons=exc.reasons or [str(exc)])
@@ -204,15 +204,19 @@ def enrol_files(vigil, actor: Actor, kind: str, name: str, items: list[tuple[Pat
     return report
 
 
-def preview_enrolment(vigil, actor: Actor, kind: str, name: str, data: bytes, filename: str) -> dict:
-    """The face that would be enrolled and its quality; nothing is stored."""
+def preview_enrolment(vigil, actor: Actor, kind: str, name: str, data: bytes, filename: str,
+                      face: int | None = None) -> dict:
+    """The face that would be enrolled and its quality; nothing is stored. A group photo with
+    no face chosen shows its clearest face and says that one must be chosen."""
     with use_case(vigil, actor, manage_permission(kind)) as uow:
         pack = get_collection(uow.session, kind, name).pack
     engine = vigil.engine(pack)
     pixels = decode_image(data, max_pixels=vigil.settings.max_image_pixels, name=filename)
     faces = engine.detect(pixels)
-    found = engine.primary(pixels, name=filename)
+    warning = None
+    try:
+        found = engine.enrolment_face(pixels, name=filename, face=face, quality_gate=False)
+    except AmbiguousFaceError as exc:
+        found, warning = engine.primary(pixels, name=filename), str(exc)
     return {"stored": False, "box": found.face.box_list(), "quality": found.quality.to_dict(),
-            "faces_in_image": len(faces),
-            "warning": (f"{len(faces)} faces in this photo: the largest, most central one is used"
-                        if len(faces) > 1 else None)}
+            "faces_in_image": len(faces), "warning": warning}
