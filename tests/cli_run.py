@@ -7,6 +7,7 @@ installed script) still start one."""
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -28,5 +29,7 @@ def run_cli(home: Path, *args: str, env: dict | None = None) -> subprocess.Compl
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         finally:
             forget_contexts()
+            sys.stdout.flush()
+            sys.stderr.flush()
         out, err = streams[0].getvalue().decode(), streams[1].getvalue().decode()
     return subprocess.CompletedProcess(["vigil", *args], code, out, err)

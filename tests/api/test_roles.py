@@ -58,6 +58,9 @@ ROUTE_PERMISSIONS = {
     ('GET', '/api/health'): None,
     ('GET', '/api/me'): None,
     ('GET', '/api/me/sessions'): None,
+    ('GET', '/api/me/tokens'): 'token.manage_own',
+    ('GET', '/api/searches'): 'search.view',  # an investigator sees their own
+    ('GET', '/api/tokens'): 'audit.view',  # everyone's tokens: administrators, supervisors, auditors
     ('GET', '/api/reports/annual/{year}'): 'report.view',
     ('GET', '/api/reports/deployments/{dep_id}'): 'report.view',
     ('GET', '/api/subjects/{subject_id}'): 'subject.view',
@@ -149,6 +152,9 @@ CASES = {
     ("GET", "/api/me"): lambda w, r: ("/api/me", {}),
     ("GET", "/api/me/sessions"): lambda w, r: ("/api/me/sessions", {}),
     ("POST", "/api/me/tokens"): lambda w, r: ("/api/me/tokens", {"json": {"name": "x"}}),
+    ("GET", "/api/me/tokens"): lambda w, r: ("/api/me/tokens", {}),
+    ("GET", "/api/tokens"): lambda w, r: ("/api/tokens", {}),
+    ("GET", "/api/searches"): lambda w, r: ("/api/searches?since=2020-01-01T00:00:00Z", {}),
     ("GET", "/api/galleries"): lambda w, r: ("/api/galleries", {}),
     ("GET", "/api/watchlists"): lambda w, r: ("/api/watchlists", {}),
     ("POST", "/api/galleries"): lambda w, r: ("/api/galleries", {"json": {"name": unique("g")}}),

@@ -49,6 +49,12 @@ def my_sessions(request: Request, actor: Actor = Depends(current_actor)):
     return accounts.my_sessions(request.app.state.vigil, actor)
 
 
+@router.get("/me/tokens")
+def my_tokens(request: Request, actor: Actor = Depends(current_actor)):
+    """The caller's API tokens with their ids (never the secret)."""
+    return accounts.list_tokens(request.app.state.vigil, actor)
+
+
 @router.post("/me/tokens")
 def my_token(body: TokenIn, request: Request, credentials: Credentials = Depends(current_credentials)):
     """A long-lived API token for the caller; minted from a login session, it ends with it."""

@@ -3,27 +3,55 @@ which checks the permission (403), runs the transaction and writes the audit ent
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
 from vigil.api.auth import current_actor
-from vigil.api.schemas import MAX_ID, REPORT_FORMATS, Id, ReportFormat, RoleIn, UserIn, Username, Year
+from vigil.api.schemas import MAX_ID, REPORT_FORMATS, Id, ReportFormat, RoleIn, UserIn, Username, UtcDateTime, Year
 from vigil.services import Actor, accounts, audit_views, reports
+from vigil.services.audit_views import entries_csv
+from vigil.services.search_records import list_searches
 from vigil.services.retention import run_retention
 
 router = APIRouter(prefix="/api", tags=["accountability"])
 
 
-@router.get("/audit")
+@router.get("/audit", responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}})
 def audit(request: Request, action: Annotated[str | None, Query(max_length=60)] = None,
           actor_name: Annotated[str | None, Query(max_length=80)] = None,
           object_type: Annotated[str | None, Query(max_length=40)] = None,
           limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-          before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None, actor: Actor = Depends(current_actor)):
-    return audit_views.list_audit(request.app.state.vigil, actor, action=action, actor_name=actor_name,
-                                  object_type=object_type, limit=limit, before=before)
+          before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+          since: Annotated[UtcDateTime | None, Query(description="from this instant (UTC if naive)")] = None,
+          until: Annotated[UtcDateTime | None, Query(description="to this instant, inclusive")] = None,
+          format: Annotated[Literal["json", "csv"], Query(description="csv: a spreadsheet export")] = "json",
+          actor: Actor = Depends(current_actor)):
+    entries = audit_views.list_audit(request.app.state.vigil, actor, action=action, actor_name=actor_name,
+                                     object_type=object_type, limit=limit, before=before, since=since, until=until)
+    if format == "csv":
+        return PlainTextResponse(entries_csv(entries), media_type="text/csv",
+                                 headers={"Content-Disposition": 'attachment; filename="audit.csv"',
+                                          "Cache-Control": "no-store"})
+    return entries
+
+
+@router.get("/searches")
+def searches(request: Request, since: Annotated[UtcDateTime | None, Query()] = None,
+             until: Annotated[UtcDateTime | None, Query()] = None,
+             case_ref: Annotated[str | None, Query(max_length=200)] = None,
+             by: Annotated[str | None, Query(max_length=80)] = None,
+             limit: Annotated[int, Query(ge=1, le=1000)] = 100, actor: Actor = Depends(current_actor)):
+    """Who searched which gallery, when, for which case and why (investigators: their own)."""
+    return list_searches(request.app.state.vigil, actor, since=since, until=until, case_ref=case_ref, by=by,
+                         limit=limit)
+
+
+@router.get("/tokens")
+def tokens(request: Request, actor: Actor = Depends(current_actor)):
+    """Every API token with its id and owner (administrators and auditors); never the secret."""
+    return accounts.list_tokens(request.app.state.vigil, actor, all_users=True)
 
 
 @router.get("/audit/verify")

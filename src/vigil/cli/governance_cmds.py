@@ -11,6 +11,7 @@ from rich.table import Table
 
 from vigil.cli.common import JsonOpt, console, emit
 from vigil.cli.common_ctx import ctx
+from vigil.errors import VigilError
 
 user_app = typer.Typer(help="Users and roles.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
@@ -129,6 +130,28 @@ def token_create(user: str = typer.Option(None, "--user", help="For another user
     emit(result, as_json, lambda d: console.print(f"Token {d['id']} for {d['user']} (shown once): {d['token']}"))
 
 
+@token_app.command("list")
+def token_list(all_users: bool = typer.Option(False, "--all", help="Everyone's tokens (administrators, auditors)."),
+               as_json: bool = JsonOpt) -> None:
+    """API tokens with their ids (to revoke one), owner, expiry and last use; never the secret."""
+    from vigil.services import accounts
+
+    vigil, actor = ctx()
+    rows = accounts.list_tokens(vigil, actor, all_users=all_users)
+
+    def human(rs):
+        table = Table(title="API tokens (newest first)")
+        for col in ("id", "user", "name", "starts with", "created", "expires", "last used", "state"):
+            table.add_column(col)
+        for r in rs:
+            state = "active" if r["active"] else ("revoked" if r["revoked_at"] else "expired")
+            table.add_row(str(r["id"]), r["user"], r["name"] or "-", r["prefix"], r["created_at"] or "-",
+                          r["expires_at"] or "never", r["last_used_at"] or "never", state)
+        console.print(table)
+
+    emit(rows, as_json, human)
+
+
 @token_app.command("revoke")
 def token_revoke(token_id: int, as_json: bool = JsonOpt) -> None:
     from vigil.services import accounts
@@ -186,20 +209,67 @@ def audit_anchor(as_json: bool = JsonOpt) -> None:
 
 
 @audit_app.command("list")
-def audit_list(action: str = typer.Option(None, "--action"), actor_name: str = typer.Option(None, "--actor"),
-               limit: int = typer.Option(50, "--limit"), as_json: bool = JsonOpt) -> None:
+def audit_list(action: str = typer.Option(None, "--action", help="Action prefix, e.g. auth. or deployment."),
+               actor_name: str = typer.Option(None, "--actor"),
+               since: str = typer.Option(None, "--since", help="From this date or date-time (UTC)."),
+               until: str = typer.Option(None, "--until", help="To this date (its end) or date-time (UTC)."),
+               limit: int = typer.Option(50, "--limit", min=1, max=1000),
+               fmt: str = typer.Option("table", "--format", help="table | csv | json"),
+               out: Path = typer.Option(None, "--out", help="Write the entries to this file (csv or json)."),
+               as_json: bool = JsonOpt) -> None:
+    """Audit entries, newest first, filtered by action, actor and period; export as CSV or JSON."""
     from vigil.services import audit_views
+    from vigil.services.audit_views import entries_csv
+    from vigil.timeutil import parse_when
+
+    if fmt not in ("table", "csv", "json"):
+        raise VigilError("--format is table, csv or json")
+    vigil, actor = ctx()
+    filters = {"action": action, "actor_name": actor_name, "limit": limit,
+               "since": parse_when(since) if since else None,
+               "until": parse_when(until, end_of_day=True) if until else None}
+    if out is not None:
+        done = audit_views.export_audit(vigil, actor, out, "json" if fmt == "table" else fmt, **filters)
+        emit(done, as_json, lambda d: console.print(f"{d['entries']} entries written to {d['path']} ({d['format']}); "
+                                                     "the export is recorded in the audit log"))
+        return
+    rows = audit_views.list_audit(vigil, actor, **filters)
+    fmt = "json" if as_json else fmt
+    if fmt in ("csv", "json"):
+        text = entries_csv(rows) if fmt == "csv" else json.dumps(rows, indent=1)
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return
+    table = Table(title="Audit log (newest first)")
+    for col in ("seq", "time", "actor", "action", "object", "details"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(str(r["seq"]), r["ts"], r["actor"], r["action"], f"{r['object_type']} {r['object_id']}",
+                      json.dumps(r["details"])[:80])
+    console.print(table)
+
+
+@audit_app.command("searches")
+def audit_searches(since: str = typer.Option(None, "--since", help="From this date or date-time (UTC)."),
+                   until: str = typer.Option(None, "--until", help="To this date (its end) or date-time (UTC)."),
+                   case_ref: str = typer.Option(None, "--case", help="Only this case reference."),
+                   by: str = typer.Option(None, "--by", help="Only this user's searches."),
+                   limit: int = typer.Option(100, "--limit", min=1, max=1000), as_json: bool = JsonOpt) -> None:
+    """Retrospective searches: who searched which gallery, when, for which case and why."""
+    from vigil.services.search_records import list_searches
+    from vigil.timeutil import parse_when
 
     vigil, actor = ctx()
-    rows = audit_views.list_audit(vigil, actor, action=action, actor_name=actor_name, limit=limit)
+    rows = list_searches(vigil, actor, since=parse_when(since) if since else None,
+                         until=parse_when(until, end_of_day=True) if until else None, case_ref=case_ref, by=by,
+                         limit=limit)
 
     def human(rs):
-        table = Table(title="Audit log (newest first)")
-        for col in ("seq", "time", "actor", "action", "object", "details"):
+        table = Table(title="Searches (newest first)")
+        for col in ("id", "when", "by", "case", "reason", "gallery", "probe", "faces", "candidates"):
             table.add_column(col)
         for r in rs:
-            table.add_row(str(r["seq"]), r["ts"], r["actor"], r["action"], f"{r['object_type']} {r['object_id']}",
-                          json.dumps(r["details"])[:80])
+            table.add_row(str(r["id"]), r["at"], r["by"], r["case_ref"], r["reason"][:60], r["collection"],
+                          r["probe"], str(r["faces"]), str(r["candidates"]))
         console.print(table)
 
     emit(rows, as_json, human)

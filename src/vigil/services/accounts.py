@@ -16,8 +16,8 @@ from vigil.governance import users
 from vigil.governance.permissions import PERMISSIONS, Actor
 from vigil.services.authentication import authenticate
 from vigil.services.unit import use_case
-from vigil.store.schema import User
-from vigil.timeutil import iso, utcnow
+from vigil.store.schema import ApiToken, User
+from vigil.timeutil import as_utc, iso, utcnow
 
 
 _FROM_SETTINGS = object()
@@ -121,6 +121,25 @@ def create_token(vigil, actor: Actor, *, for_user: str | None = None, name: str 
                                                      **({"session": session_id} if session_id else {})})
         token_id = row.id
     return {"id": token_id, "user": target.username, "token": secret}
+
+
+def list_tokens(vigil, actor: Actor, *, all_users: bool = False) -> list[dict]:
+    """API tokens, newest first: one's own, or everyone's (administrators and auditors) so that
+    a token can be found and revoked by its id. Never the secret: its first characters only."""
+    with use_case(vigil, actor, "token.manage_own") as uow:
+        query = select(ApiToken).order_by(ApiToken.id.desc())
+        if all_users:
+            if not (actor.can("user.manage") or actor.can("audit.view")):
+                raise PermissionDenied("only administrators and auditors list everyone's tokens")
+        else:
+            query = query.where(ApiToken.user_id == actor.user_id)
+        now = utcnow()
+        return [{"id": t.id, "user": t.user.username, "name": t.name, "prefix": t.prefix,
+                 "created_at": iso(t.created_at), "expires_at": iso(t.expires_at),
+                 "last_used_at": iso(t.last_used_at), "revoked_at": iso(t.revoked_at),
+                 "from_login_session": t.session_id is not None,
+                 "active": t.revoked_at is None and (t.expires_at is None or as_utc(t.expires_at) > now)}
+                for t in uow.session.scalars(query)]
 
 
 def revoke_token(vigil, actor: Actor, token_id: int) -> dict:

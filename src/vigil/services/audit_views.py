@@ -6,18 +6,47 @@ at the trail would grow without bound and record nothing that changed.
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+
+from pathlib import Path
+
 from vigil.errors import VigilError
-from vigil.governance.audit_query import query_entries
+from vigil.fsutil import atomic_write
+from vigil.governance.audit_query import entries_csv, query_entries
 from vigil.governance.permissions import Actor
+from vigil.services.exports import record_export
 from vigil.services.unit import use_case
+from vigil.store.exports import check_target
 
 
 def list_audit(vigil, actor: Actor, *, action: str | None = None, actor_name: str | None = None,
-               object_type: str | None = None, limit: int = 100, before: int | None = None) -> list[dict]:
-    """Entries newest first (at most 1,000), filtered by action prefix, actor or object type."""
+               object_type: str | None = None, limit: int = 100, before: int | None = None,
+               since: datetime | None = None, until: datetime | None = None) -> list[dict]:
+    """Entries newest first (at most 1,000), filtered by action prefix, actor, object type and
+    time (``since``/``until``, UTC, inclusive)."""
+    if since is not None and until is not None and since > until:
+        raise VigilError("the start of the period is after its end")
     with use_case(vigil, actor, "audit.view") as uow:
         return query_entries(uow.session, action=action, actor_name=actor_name, object_type=object_type,
-                             limit=limit, before=before)
+                             limit=limit, before=before, since=since, until=until)
+
+
+def export_audit(vigil, actor: Actor, target: Path, fmt: str, **filters) -> dict:
+    """Write the entries ``filters`` select (as :func:`list_audit`) to a file, CSV or JSON, mode
+    0600. Unlike reading, an export leaves the system, so it is recorded (``export.written``,
+    with the filters and the number of entries)."""
+    if fmt not in ("csv", "json"):
+        raise VigilError("an audit export is csv or json")
+    path = check_target(target, directory=False)
+    entries = list_audit(vigil, actor, **filters)
+    text = entries_csv(entries) if fmt == "csv" else json.dumps(entries, indent=1)
+    with use_case(vigil, actor, "audit.view") as uow:
+        atomic_write(path, text.encode())
+        record_export(uow, "audit_log", path, {"format": fmt, "entries": len(entries),
+                                               **{k: (v.isoformat() if hasattr(v, "isoformat") else v)
+                                                  for k, v in filters.items() if v is not None}})
+    return {"path": str(path), "format": fmt, "entries": len(entries)}
 
 
 def verify_audit(vigil, actor: Actor) -> dict:
