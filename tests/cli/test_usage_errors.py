@@ -7,6 +7,7 @@ and sub-command, so a new command is covered without editing this file."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -71,3 +72,26 @@ def test_a_vigil_error_is_one_line_with_its_own_exit_code(home, tmp_path):
     proc = _run(["restore", str(tmp_path / "not-a-backup")], home)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and "not a Vigil backup" in " ".join(proc.stderr.split())
+
+
+def test_version_and_the_enrol_spelling(home):
+    from vigil import __version__
+
+    assert _run(["--version"], home).stdout.strip() == f"vigil {__version__}"
+    assert _run(["enrol", "--help"], home).returncode == 0  # the docs' spelling; enroll works too
+
+
+def test_a_pack_whose_extra_is_missing_is_refused_when_chosen_and_says_how_to_install_it(home):
+    """Issue #15: `gallery create --pack fusion` succeeded without dlib, and Rich markup ate the
+    "[dlib]" of the install hint."""
+    script = ("import sys; sys.modules['dlib'] = None\n"  # as if the optional extra were not installed
+              "from vigil.cli import main\n"
+              "main(['gallery', 'create', 'custody', '--pack', 'fusion'])\n")
+    env = {**os.environ, "VIGIL_HOME": str(home), "COLUMNS": "200"}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "pip install 'vigil[dlib]'" in proc.stderr
+    listed = subprocess.run([sys.executable, "-c", script.replace("['gallery', 'create', 'custody', '--pack', "
+                                                                   "'fusion']", "['gallery', 'list', '--json']")],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert listed.returncode == 0 and json.loads(listed.stdout) == []  # nothing was created

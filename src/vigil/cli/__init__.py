@@ -6,6 +6,7 @@ import os
 import sys
 
 import typer
+from rich.markup import escape
 
 from vigil.cli.common import err_console, print_json
 from vigil.errors import VigilError
@@ -17,6 +18,20 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from vigil import __version__
+
+        print(f"vigil {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print Vigil's version and exit.")) -> None:
+    """Accountable facial recognition: live and retrospective identification against watchlists."""
 
 
 def _register() -> None:
@@ -53,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     except VigilError as exc:
         if wants_json:
             print_json({"error": str(exc), "type": exc.__class__.__name__})
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)  # "vigil[dlib]" stays
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -20,6 +20,7 @@ subject_app = typer.Typer(help="Enrolled subjects: show, erase, export.", no_arg
 def register(app: typer.Typer) -> None:
     app.command()(init)
     app.command()(enroll)
+    app.command("enrol", hidden=True)(enroll)  # the docs' and the API's spelling works too
     app.command()(search)
     app.add_typer(gallery_app, name="gallery")
     app.add_typer(watchlist_app, name="watchlist")

@@ -155,12 +155,22 @@ def _component(name: str, settings: Settings):
     if name == "dlib":
         from vigil.engine.dlib_pack import DlibEmbedder
 
-        return DlibEmbedder(flip=settings.engine.flip_augment)
+        return _dlib_embedder(settings)
     if name == "custom":
         return _custom(settings)
     embedder = _registered(name, settings)
     if embedder is None:
         raise ModelError(f"unknown model {name!r} in a fused pack; use sface, dlib, custom or a registered model")
+    return embedder
+
+
+def _dlib_embedder(settings: Settings):
+    """dlib's recogniser, its models loaded now: without the optional extra a pack that needs
+    it fails when it is chosen (creating a gallery, listing models), not at its first face."""
+    from vigil.engine.dlib_pack import DlibEmbedder
+
+    embedder = DlibEmbedder(flip=settings.engine.flip_augment)
+    embedder.load()
     return embedder
 
 
@@ -179,15 +189,14 @@ def build_pack(name: str, settings: Settings) -> Pack:
     if name == "sface":
         return Pack("sface", _yunet(settings), _sface(settings), settings.home)
     if name == "dlib":
-        from vigil.engine.dlib_pack import DlibDetector, DlibEmbedder
+        from vigil.engine.dlib_pack import DlibDetector
 
-        return Pack("dlib", DlibDetector("hog"), DlibEmbedder(flip=settings.engine.flip_augment), settings.home)
+        return Pack("dlib", DlibDetector("hog"), _dlib_embedder(settings), settings.home)
     if name == "fusion":
-        from vigil.engine.dlib_pack import DlibEmbedder
         from vigil.engine.fusion import FusionEmbedder
 
         weight = float(fusion_weight()["weight"])
-        embedder = FusionEmbedder(_sface(settings), DlibEmbedder(flip=settings.engine.flip_augment), weight)
+        embedder = FusionEmbedder(_sface(settings), _dlib_embedder(settings), weight)
         return Pack("fusion", _yunet(settings), embedder, settings.home)
     if name == "custom":
         cal = Path(settings.custom_pack.calibration_path) if settings.custom_pack.calibration_path else None
