@@ -147,6 +147,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not args.video.is_file():
         skip(f"{args.video} not found")
+    load_at_start = [round(x, 2) for x in os.getloadavg()]  # "machine" holds it at the end, our own load included
     cap = cv2.VideoCapture(str(args.video))
     fps = cap.get(cv2.CAP_PROP_FPS)
     size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
@@ -172,6 +173,7 @@ def main(argv=None) -> int:
         "video": str(args.video.name), "resolution": size, "source_fps": fps, "frames": len(truth),
         "truth_faces_per_frame": float(np.mean([len(t) for t in truth])),
         "truth_face_width_px_median": float(np.median([b[2] for t in truth for b in t])) if truth else None,
+        "load_average_at_start_1_5_15_min": load_at_start,
         "runs": runs,
         "face_recognition_per_frame_fps": peer,
         "speed_ratio_vigil_2_cores_over_peer": (best["capacity_fps"] / peer) if peer else None,
