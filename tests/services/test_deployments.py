@@ -154,3 +154,37 @@ def test_plans_can_be_cancelled_by_a_supervisor_or_their_creator(vigil, admin, w
     with pytest.raises(PermissionDenied):
         cancel_deployment(vigil, Actor("ann", "auditor"), running)
     assert [e["previous_status"] for e in audit_entries(vigil, "deployment.cancelled")] == ["draft", "authorised"]
+
+
+class _Collect:
+    def __init__(self):
+        self.payloads = []
+
+    def send(self, payload):
+        self.payloads.append(payload)
+
+    def close(self):
+        pass
+
+
+def test_a_live_run_that_falls_behind_says_so_while_it_runs_and_in_its_summary(vigil, admin, watchlist,  # noqa: F811
+                                                                               tmp_path):
+    """Issue #15: a real-time `vigil watch` on a file dropped 98 of 105 frames with no warning."""
+    from tests.live.conftest import two_people_video
+
+    # 1080p at 300 frames a second: more than any machine looks at in real time (decoding alone)
+    video = two_people_video(tmp_path / "fast.mp4", seconds=0.8, fps=300, size=(1920, 1080))
+    dep_id = started(vigil, admin, video)
+    sink = _Collect()
+    summary = DeploymentRunner(vigil, admin, dep_id, [sink], RunOptions(fast=False, health_every=0.3)).run().summary
+    behind = [p for p in sink.payloads if p.get("type") == "notice" and p.get("behind")]
+    assert behind and "falling behind real time" in behind[0]["message"] and "--fast" in behind[0]["message"], summary
+    assert summary["fell_behind"] == [behind[0]["camera"]] and summary["frames_dropped"] > 0
+    # such a file with --fast looks at every frame and never says it fell behind
+    two_people_video(video, seconds=0.1, fps=300, size=(1920, 1080))  # the camera's file, shorter (a camera keeps its source)
+    dep_id = started(vigil, admin, video, name="again")
+    sink = _Collect()
+    summary = DeploymentRunner(vigil, admin, dep_id, [sink], RunOptions(fast=True, health_every=0.3)).run().summary
+    assert summary["fell_behind"] == [] and summary["frames_dropped"] == 0
+    assert not [p for p in sink.payloads if p.get("type") == "health"
+                and any(c["status"] == "stalled" for c in p["cameras"])]  # waiting for the loop is not a stall

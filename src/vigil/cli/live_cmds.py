@@ -43,6 +43,10 @@ class _HumanSink:
                           f"{payload['faces_seen']} faces compared, {payload['alerts']} alerts, "
                           f"{payload['fps']} fps processed in {payload['wall_seconds']} s "
                           f"(real-time factor {payload['realtime_factor']})")
+            if payload.get("fell_behind"):
+                console.print(f"[yellow]Fell behind real time on {', '.join(payload['fell_behind'])}: "
+                              f"{payload['frames_dropped']} of {payload['frames']} frames were not looked at, so "
+                              "faces may have been missed. A recorded file is processed completely with --fast.[/]")
 
     def close(self) -> None:
         pass

@@ -25,8 +25,10 @@ from vigil.live.alerts import AlertEvidence, AlertSink, alert_evidence
 from vigil.live.matcher import WatchlistMatcher
 from vigil.live.pipeline import CameraPipeline
 from vigil.live.shot_embedding import ShotEmbedder
-from vigil.live.sources import CameraReader, open_source
+from vigil.live.sources import CameraReader, FolderSource, VideoFileSource, open_source
 from vigil.timeutil import utcnow
+
+BEHIND_SHARE = 0.2  # a camera dropping more than this share of its frames over a health period is behind
 
 
 class RunRecorder(Protocol):
@@ -106,6 +108,8 @@ class LiveRunner:
         self.alerts: list[dict] = []
         self.latencies: list[float] = []
         self.stopped_because: str | None = None
+        self.behind_cameras: set[str] = set()
+        self._behind_marks: dict[str, tuple[int, int]] = {}
 
     def stop(self, because: str = "stopped") -> None:
         self.stopped_because = self.stopped_because or because
@@ -142,12 +146,14 @@ class LiveRunner:
                 if now >= next_health:
                     next_health += self.options.health_every
                     self._send({"type": "health", "cameras": [r.health() for r in self.readers]})
+                    self._say_if_behind()
                 if now >= next_beat:
                     next_beat = now + self.options.heartbeat_every
                     if not self.recorder.heartbeat():
                         self.stop("a stop was requested")
                         self._send({"type": "notice", "message": "stop requested: stopping"})
         finally:
+            self._say_if_behind()  # the last period too: a short run that fell behind says so
             for reader in self.readers:
                 reader.stop()
             for reader in self.readers:
@@ -161,6 +167,26 @@ class LiveRunner:
         for pipe in self.pipelines.values():
             pipe.finish()
         return RunResult(self._summary(wall), self.alerts, self.pipelines)
+
+    def _say_if_behind(self) -> None:
+        """Live mode drops frames rather than lag; when a camera drops more than
+        ``BEHIND_SHARE`` of its frames over a health period, say so while it runs, with what
+        to do (a file: --fast; a camera: fewer cameras per process or a faster machine)."""
+        for reader in self.readers:
+            read, dropped = reader.frames_read, reader.frames_dropped
+            last_read, last_dropped = self._behind_marks.get(reader.camera, (0, 0))
+            self._behind_marks[reader.camera] = (read, dropped)
+            new_read, new_dropped = read - last_read, dropped - last_dropped
+            if not reader.keep_latest or new_read < 5 or new_dropped <= BEHIND_SHARE * new_read:
+                continue
+            self.behind_cameras.add(reader.camera)
+            recorded = isinstance(reader.source, (VideoFileSource, FolderSource))
+            advice = ("a recorded file is processed completely with --fast" if recorded
+                      else "run fewer cameras in this process, or on a faster machine")
+            self._send({"type": "notice", "camera": reader.camera, "behind": True,
+                        "message": f"camera {reader.camera}: falling behind real time: {new_dropped} of {new_read} "
+                                   f"frames dropped in the last {self.options.health_every:g} s, so faces may be "
+                                   f"missed; {advice}"})
 
     def announce(self, payload: dict) -> None:
         """Send a payload (the final summary) to every sink, then close them."""
@@ -227,4 +253,5 @@ class LiveRunner:
             "cameras": cameras, "all_cameras_failed": bool(cameras) and all(c["status"] == "failed" for c in cameras),
             "stopped_because": self.stopped_because,
             "thresholds": self.matcher.thresholds(), "watchlist_entries": self.matcher.size,
+            "fell_behind": sorted(self.behind_cameras),
         }

@@ -252,7 +252,8 @@ class CameraReader:
                         try:
                             self._queue.put(frame, timeout=0.2)
                             break
-                        except queue.Full:
+                        except queue.Full:  # fast mode: the reader waits for the loop, it is not stalled
+                            self.last_frame_wall = time.monotonic()
                             continue
         except Exception as exc:  # a broken stream ends this camera, not the deployment
             self.error = f"{exc.__class__.__name__}: {exc}"
