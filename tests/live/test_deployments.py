@@ -238,3 +238,33 @@ def test_webhook_failures_are_counted_with_the_reason():
     sink.close()
     assert sink.sent == 0 and sink.failed == 1
     assert sink.last_error and "refused" in sink.last_error.lower()
+
+
+def test_an_alert_names_its_runner_up_and_warns_of_a_look_alike(vigil, admin, video):
+    """Issue #13/#15: the runner-up beside every alert, and a look-alike warning when another
+    listed person nearly alerted too (here a second entry made from another photo of the same
+    man, as a twin would be)."""
+    from vigil.retro.manifests import EnrolItem
+    from vigil.services.alerts import show_alert
+    from vigil.services.collections import authorise_watchlist, create_collection
+    from vigil.services.enrolment import enrol_image
+    from vigil.store.schema import AuditEntry
+
+    create_collection(vigil, admin, "watchlist", "wanted", pack="sface", purpose="test", category="wanted")
+    for photo, name in (("obama.jpg", "Barack Obama"), ("obama_standing.jpg", "His Twin")):
+        enrol_image(vigil, admin, "watchlist", "wanted", demo_bytes(photo), EnrolItem(photo, name))
+    authorise_watchlist(vigil, admin, "wanted")
+    dep = make(vigil, admin, video)
+    authorise_deployment(vigil, admin, dep["id"])
+    start_deployment(vigil, admin, dep["id"])
+    alerts = run(vigil, admin, dep["id"]).alerts
+    assert alerts and {a["name"] for a in alerts} <= {"Barack Obama", "His Twin"}
+    first = alerts[0]
+    other = {"Barack Obama": "His Twin", "His Twin": "Barack Obama"}[first["name"]]
+    assert first["runner_up"]["name"] == other and first["runner_up"]["lookalike"] is True
+    assert other in first["lookalike_warning"] and "compare the face with both" in first["lookalike_warning"]
+    shown = show_alert(vigil, admin, first["alert_id"])  # as the operator's screen reads it, from the store
+    assert shown["runner_up"]["name"] == other and shown["lookalike_warning"]
+    with vigil.store.session() as s:
+        raised = s.scalars(select(AuditEntry).where(AuditEntry.action == "alert.raised")).first()
+        assert '"lookalike_of"' in raised.details

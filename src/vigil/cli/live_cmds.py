@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from vigil.cli.common import JsonOpt, console, emit
@@ -32,6 +33,8 @@ class _HumanSink:
                           f"track {payload['track_id']}: {payload['name']} ({payload['subject_id']}, "
                           f"{payload['category']}) score {payload['score']:.3f} -> needs an operator's decision "
                           f"(alert {payload['alert_id']})")
+            if payload.get("lookalike_warning"):
+                console.print(f"  [yellow]{escape(payload['lookalike_warning'])}[/]")
         elif kind == "health":
             bad = [c for c in payload["cameras"] if c["status"] not in ("ok", "ended")]
             for c in bad:

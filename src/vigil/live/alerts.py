@@ -25,7 +25,7 @@ import numpy as np
 
 from vigil.engine.images import crop_around, encode_jpeg
 from vigil.live.evidence import METHOD, redact_except
-from vigil.live.matcher import WatchlistEntry
+from vigil.live.matcher import LOOKALIKE_MARGIN, WatchlistEntry
 from vigil.live.pipeline import MatchEvent
 
 
@@ -43,6 +43,7 @@ class AlertEvidence:
     probe_jpeg: bytes
     frame_jpeg: bytes
     redaction: dict  # what was done to the stored images (for the audit entry)
+    runner_up: dict | None = None  # the closest other subject, and whether it is a look-alike
 
 
 def thumbnail(redacted: np.ndarray, width: int) -> np.ndarray:
@@ -116,7 +117,20 @@ class WebhookSink:
         self._thread.join(timeout=self.timeout * (self.retries + 2))
 
 
-def alert_evidence(event: MatchEvent, entry: WatchlistEntry, fmr: float, thumbnail_width: int) -> AlertEvidence:
+def runner_up_record(event: MatchEvent, entries: list[WatchlistEntry]) -> dict | None:
+    """The runner-up as the alert keeps it: who, the score, its threshold, and ``lookalike``
+    when it scored within ``LOOKALIKE_MARGIN`` of its own threshold (it nearly alerted too)."""
+    if event.runner_up is None:
+        return None
+    index, score, threshold = event.runner_up
+    other = entries[index]
+    return {"subject_id": other.subject_id, "name": other.name, "category": other.category,
+            "score": round(score, 5), "threshold": round(threshold, 5),
+            "lookalike": bool(score >= threshold - LOOKALIKE_MARGIN)}
+
+
+def alert_evidence(event: MatchEvent, entry: WatchlistEntry, fmr: float, thumbnail_width: int,
+                   runner_up: dict | None = None) -> AlertEvidence:
     """The evidence of one match, encoded here, in memory. The frame is redacted first, whole:
     the probe crop and the thumbnail are cut from the redacted frame, so nothing outside the
     alerted face's region survives in either (no other face is looked for)."""
@@ -124,4 +138,4 @@ def alert_evidence(event: MatchEvent, entry: WatchlistEntry, fmr: float, thumbna
     probe = encode_jpeg(crop_around(redacted, event.face.box, 0.3))
     thumb = encode_jpeg(thumbnail(redacted, thumbnail_width), quality=80)
     return AlertEvidence(event.camera, event.time, event.track_id, entry, event.score, event.threshold, fmr,
-                         probe, thumb, {"method": METHOD, "images": ["probe", "thumbnail"]})
+                         probe, thumb, {"method": METHOD, "images": ["probe", "thumbnail"]}, runner_up)

@@ -18,6 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 
 
+# A runner-up scoring within this much of its own threshold nearly alerted too: a look-alike
+# (a relative, a twin) the operator is warned about before adjudicating.
+LOOKALIKE_MARGIN = 0.05
+
+
 @dataclass
 class WatchlistEntry:
     subject_id: str
@@ -98,3 +103,17 @@ class WatchlistMatcher:
 
     def scores(self, vector: np.ndarray) -> np.ndarray:
         return self.vectors @ np.asarray(vector, np.float32)
+
+    def runner_up(self, vector: np.ndarray, best_index: int) -> tuple[int, float, float] | None:
+        """The closest entry of another subject than ``best_index``'s: (index, score, its
+        threshold), or None when the watchlist holds no one else. The operator sees it beside
+        the alert; a close one is a look-alike warning (:data:`LOOKALIKE_MARGIN`)."""
+        if self.size < 2 or best_index < 0:
+            return None
+        scores = self.scores(vector)
+        best_subject = self.entries[best_index].subject_id
+        others = [i for i, e in enumerate(self.entries) if e.subject_id != best_subject]
+        if not others:
+            return None
+        i = max(others, key=lambda k: float(scores[k]))
+        return i, float(scores[i]), float(self.entry_thresholds[i])

@@ -64,6 +64,7 @@ class MatchEvent:
     frame: np.ndarray  # the frame at the moment of the match (memory only)
     face: Face  # the alerted face: the only region the stored evidence keeps (live/evidence.py)
     first_seen: float
+    runner_up: tuple[int, float, float] | None = None  # the closest other subject (index, score, threshold)
 
 
 @dataclass
@@ -317,8 +318,18 @@ class CameraPipeline:
         subject = self.matcher.entries[idx].subject_id if idx >= 0 else None
         if idx >= 0 and score >= threshold and sum(history) >= self.live.confirm_m and subject not in alerted:
             alerted.add(subject)  # once per track and subject
-            return MatchEvent(self.camera, track.id, idx, score, threshold, t, image, face, track.first_time)
+            return MatchEvent(self.camera, track.id, idx, score, threshold, t, image, face, track.first_time,
+                              self._runner_up(track, idx))
         return None
+
+    def _runner_up(self, track: Track, best_index: int) -> tuple[int, float, float] | None:
+        """The closest other watchlist subject for the track's template (single-model
+        watchlists; a fused cascade reports none)."""
+        if self.embedder.cascade:
+            return None
+        shots: list[Shot] = track.data["shots"]
+        weights = np.array([max(s.quality, 0.05) for s in shots], np.float32)
+        return self.matcher.runner_up(weighted_template([s.vectors.primary for s in shots], weights), best_index)
 
     def _match(self, track: Track) -> tuple[int, float, float] | None:
         shots: list[Shot] = track.data["shots"]

@@ -21,7 +21,7 @@ from typing import Protocol
 
 from vigil.config import LiveSettings, QualitySettings
 from vigil.engine.face_engine import FaceEngine
-from vigil.live.alerts import AlertEvidence, AlertSink, alert_evidence
+from vigil.live.alerts import AlertEvidence, AlertSink, alert_evidence, runner_up_record
 from vigil.live.matcher import WatchlistMatcher
 from vigil.live.pipeline import CameraPipeline
 from vigil.live.shot_embedding import ShotEmbedder
@@ -209,7 +209,8 @@ class LiveRunner:
                 self.duplicates += 1  # the same person again (another camera, a new track): one alert
                 continue
             fmr, _ = self.engine.pack.calibration.fmr_at(event.score)
-            payload = self.recorder.on_alert(alert_evidence(event, entry, fmr, self.live.thumbnail_width))
+            runner = runner_up_record(event, self.matcher.entries)
+            payload = self.recorder.on_alert(alert_evidence(event, entry, fmr, self.live.thumbnail_width, runner))
             self._recent[entry.subject_id] = (event.time, payload["alert_id"])
             payload["first_seen"] = round(event.first_seen, 3)
             payload["box"] = event.face.box_list()

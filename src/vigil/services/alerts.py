@@ -32,7 +32,18 @@ def alert_payload(alert: Alert, deployment_name: str = "") -> dict:
             "category": alert.category, "score": round(alert.score, 5), "threshold": round(alert.threshold, 5),
             "fmr": alert.fmr, "camera": alert.camera, "time": round(alert.source_time, 3),
             "utc": iso(alert.created_at), "track_id": alert.track_id, "decision": alert.decision,
-            "outcome": alert.outcome, "decided_by": alert.decided_by, "notes": alert.notes or None}
+            "outcome": alert.outcome, "decided_by": alert.decided_by, "notes": alert.notes or None,
+            "runner_up": alert.runner_up, "lookalike_warning": lookalike_warning(alert)}
+
+
+def lookalike_warning(alert: Alert) -> str | None:
+    """What the operator reads when another listed person scored nearly as high (a relative,
+    a twin): compare with both before deciding."""
+    other = alert.runner_up
+    if not other or not other.get("lookalike"):
+        return None
+    return (f"look-alike: {other['name']} ({other['subject_id']}) on the same watchlist scored {other['score']:.3f} "
+            f"against their threshold {other['threshold']:.3f}; compare the face with both before deciding")
 
 
 def _decision_row(d: AlertDecision) -> dict:

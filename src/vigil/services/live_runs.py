@@ -181,13 +181,15 @@ class StoreRecorder:
                           probe_blob_id=blobs.put(uow.session, "alert_probe", ev.probe_jpeg),
                           frame_blob_id=blobs.put(uow.session, "alert_frame", ev.frame_jpeg),
                           watchlist_blob_id=blobs.put(uow.session, "alert_watchlist_image", wl_image)
-                          if wl_image else None)
+                          if wl_image else None, runner_up=ev.runner_up)
             uow.session.add(alert)
             uow.session.flush()
             uow.audit("alert.raised", "alert", alert.id,
                       {"deployment_id": self.deployment_id, "subject_id": ev.entry.subject_id,
                        "score": round(ev.score, 4), "camera": ev.camera, "track_id": ev.track_id,
-                       "redaction": ev.redaction})
+                       "redaction": ev.redaction,
+                       **({"lookalike_of": ev.runner_up["subject_id"]} if ev.runner_up and ev.runner_up["lookalike"]
+                          else {})})
             return alert_payload(alert, self.deployment_name)
 
     def on_clip(self, alert_id: int, data: bytes, frames: int, redaction: dict) -> None:

@@ -299,6 +299,8 @@ class Alert(Base):
     notes: Mapped[str] = mapped_column(Text, default="")
     case_ref: Mapped[str] = mapped_column(String(200), default="")
     biometrics_deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # the closest other watchlist subject: id, name, category, score, threshold, lookalike (bool)
+    runner_up: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 class AlertDecision(Base):

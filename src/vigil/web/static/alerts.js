@@ -110,10 +110,13 @@ function card(a, isNew) {
     h("dl", { class: "facts" },
       h("dt", {}, "Score"), h("dd", {}, `${score(a.score)} (threshold ${score(a.threshold)})`),
       h("dt", {}, "Chance of a false match"), h("dd", {}, oneIn(a.fmr)),
+      a.runner_up ? [h("dt", {}, "Next closest on the watchlist"),
+        h("dd", {}, `${a.runner_up.name}: ${score(a.runner_up.score)} (threshold ${score(a.runner_up.threshold)})`)] : null,
       h("dt", {}, "Camera"), h("dd", {}, a.camera),
       h("dt", {}, "Deployment"), h("dd", {}, h("a", { href: `/deployments/${a.deployment_id}` }, a.deployment || `#${a.deployment_id}`)),
       h("dt", {}, "Time in stream"), h("dd", {}, `${Number(a.time).toFixed(1)} s`),
       h("dt", {}, "Alert raised"), h("dd", {}, time(a.utc))),
+    a.lookalike_warning ? h("p", { class: "warning", role: "note" }, `Look-alike: ${a.lookalike_warning}`) : null,
     a.has_images === false ? null : frameDetails(a));
   const decision = a.decision ? decisionSummary(a) : can("alert.decide") ? decisionForm(a)
     : h("p", { class: "empty" }, "Awaiting a decision (your role cannot decide alerts).");
