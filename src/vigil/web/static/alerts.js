@@ -117,6 +117,7 @@ function card(a, isNew) {
       h("dt", {}, "Time in stream"), h("dd", {}, `${Number(a.time).toFixed(1)} s`),
       h("dt", {}, "Alert raised"), h("dd", {}, time(a.utc))),
     a.lookalike_warning ? h("p", { class: "warning", role: "note" }, `Look-alike: ${a.lookalike_warning}`) : null,
+    a.decision ? null : h("p", { class: "hint" }, "A match cannot exclude close relatives (a twin, a sibling) of the listed person."),
     a.has_images === false ? null : frameDetails(a));
   const decision = a.decision ? decisionSummary(a) : can("alert.decide") ? decisionForm(a)
     : h("p", { class: "empty" }, "Awaiting a decision (your role cannot decide alerts).");
