@@ -37,7 +37,8 @@ def traced_demo(root: Path, model_cache: Path) -> dict:
     home.mkdir(mode=0o755, parents=True)
     (home / "models").symlink_to(model_cache, target_is_directory=True)
     trace = root / "strace.txt" if strace_works() else None
-    proc = run_vigil(home, "demo", "--no-serve", "--json", trace=trace, VIGIL_LIVE__EVIDENCE_CLIP_SECONDS="1")
+    proc = run_vigil(home, "demo", "--no-serve", "--json", "--home", str(home), trace=trace,
+                     VIGIL_LIVE__EVIDENCE_CLIP_SECONDS="1")
     result = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else None
     clip = exported = None
     if result is not None:

@@ -17,12 +17,15 @@ def test_demo_no_serve_json(demo_run, tmp_path):
     assert live["faces_seen"] >= 2
     assert data["login"]["username"] == "demo" and len(data["login"]["password"]) >= 16
     assert "password (shown once" in demo_run["stderr"]  # the first admin's, printed once
-    # run it again on a copy of that data directory (other tests read the original meanwhile)
-    home = tmp_path / "home"
+    # Run it again, as the README's first command does (no --home), with the real data directory
+    # configured: the demo goes to its own directory beside it ("vigil" -> "vigil-demo"), here a
+    # copy of the first run's (other tests read the original meanwhile), and real work's stays empty.
+    real, home = tmp_path / "vigil", tmp_path / "vigil-demo"
     shutil.copytree(demo_run["home"], home, symlinks=True)
-    again = run_vigil(home, "demo", "--no-serve", "--json")
+    again = run_vigil(real, "demo", "--no-serve", "--json")
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout.strip().splitlines()[-1])["login"]["password"] is None  # never printed twice
+    assert not real.exists() or not any(real.iterdir())  # the demo never entered real work's directory
     verify = run_vigil(home, "audit", "verify", "--json")
     assert json.loads(verify.stdout)["ok"]
     _the_trail_names_the_acting_administrator(home)
@@ -58,3 +61,4 @@ def test_the_demo_composes_use_cases_and_holds_no_transaction_of_its_own():
     source = inspect.getsource(demo)
     for token in ("session(", "audit.record", "store.audit", "require("):
         assert token not in source, token
+

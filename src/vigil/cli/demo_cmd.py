@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import typer
 
 from vigil.cli.common import JsonOpt, console, emit, settings
+from vigil.config import default_home
+
+
+def demo_home() -> Path:
+    """The demo's own data directory, beside the configured one (``vigil`` -> ``vigil-demo``):
+    the demo's collections, deployment, alerts and login never enter the data directory real
+    work uses, nor its transparency reports."""
+    home = default_home()
+    return home.with_name(home.name + "-demo")
 
 
 def register(app: typer.Typer) -> None:
@@ -14,15 +26,20 @@ def register(app: typer.Typer) -> None:
 def demo(
     serve: bool = typer.Option(True, "--serve/--no-serve", help="End by serving the console (default) or exit."),
     port: int = typer.Option(8765, "--port"),
+    home: Path = typer.Option(None, "--home", help="The demo's data directory (default: its own, beside the "
+                              "configured one, so the demo never enters real work's records)."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Verify and identify, search a gallery, run a live deployment, then serve the console."""
+    """Verify and identify, search a gallery, run a live deployment, then serve the console.
+    Runs in its own data directory (printed), not in the one real work uses."""
     from vigil.cli.common_ctx import ctx
     from vigil.services.demo import run_demo
 
+    os.environ["VIGIL_HOME"] = str((home or demo_home()).expanduser())  # this process is the demo's
+    os.environ.pop("VIGIL_CONFIG", None)  # the demo's own (none): not the real data directory's settings
     s = settings()
     if not as_json:
-        console.print(f"[bold]Vigil demo[/] in {s.home}")
+        console.print(f"[bold]Vigil demo[/] in its own data directory {s.home} (real work's is untouched)")
     vigil, actor = ctx()
     result = run_demo(vigil, actor, alert_sinks=[] if as_json else [_PrintSink()])
 
