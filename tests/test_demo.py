@@ -4,9 +4,12 @@ import inspect
 import json
 import shutil
 
+import pytest
+
 from tests.demo_run import run_vigil
 
 
+@pytest.mark.slow
 def test_demo_no_serve_json(demo_run, tmp_path):
     data = demo_run["result"]
     verdicts = {(v["a"], v["b"]): v["match"] for v in data["engine"]["verifications"]}

@@ -288,6 +288,7 @@ def _matrix(app):
     return out
 
 
+@pytest.mark.slow
 def test_role_matrix(world):
     client = world["client"]
     failures = []

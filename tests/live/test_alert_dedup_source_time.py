@@ -9,6 +9,7 @@ import time
 
 import cv2
 import numpy as np
+import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import demo_bytes
@@ -52,6 +53,7 @@ def test_a_fast_run_keeps_two_visits_further_apart_than_the_window(vigil, admin,
     assert rows[1][1] - rows[0][1] >= 3.0 and summary["duplicates_suppressed"] == 0
 
 
+@pytest.mark.slow
 def test_a_slow_run_merges_two_visits_inside_the_window(vigil, admin, watchlist, home, tmp_path, monkeypatch):
     """Gone for 1.2 s (long enough to end the track: a second track, a second match about 2.4 s
     of source time after the first); the source is read slowly, 0.2 s a frame as on a loaded

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import need_service
 
 NETWORK = re.compile(r"(connect|sendto|sendmsg)\(.*sa_family=AF_INET6?\b")
@@ -18,6 +20,7 @@ NETWORK = re.compile(r"(connect|sendto|sendmsg)\(.*sa_family=AF_INET6?\b")
 RESOLVER = re.compile(r'open(at)?\(.*"/etc/(resolv\.conf|hosts|gai\.conf)"')
 
 
+@pytest.mark.slow  # the session's traced demo: whichever worker asks first runs it
 def test_every_file_is_0600_and_every_directory_0700(demo_run):
     home = demo_run["home"]
     assert stat.S_IMODE(home.stat().st_mode) == 0o700

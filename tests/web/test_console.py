@@ -223,6 +223,7 @@ def browser_login(page, username: str, password: str) -> None:
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 def test_console_end_to_end(browser, live_server, check_page, tmp_path):
     from playwright.sync_api import expect
 
