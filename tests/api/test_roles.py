@@ -51,6 +51,8 @@ ROUTE_PERMISSIONS = {
     ('POST', '/api/cameras'): 'camera.manage',
     ('DELETE', '/api/cameras/{name}'): 'camera.manage',
     ('GET', '/api/deployments/{dep_id}'): 'deployment.view',
+    ('GET', '/api/deployments/{dep_id}/authorisation'): 'deployment.view',
+    ('POST', '/api/deployments/{dep_id}/reject'): 'deployment.authorise',
     ('GET', '/api/galleries'): 'collection.view',
     ('GET', '/api/galleries/{name}'): 'collection.view',
     # a gallery's member list shows who is held: subject.view (operators see deployed watchlists' only)
@@ -200,6 +202,10 @@ CASES = {
         "name": unique("d"), "location": "x", "cameras": [{"camera": "c1"}],
         "watchlists": ["wanted"], "legal_basis": "b"}}),
     ("GET", "/api/deployments/{dep_id}"): lambda w, r: (f"/api/deployments/{w['deployment_id']}", {}),
+    ("GET", "/api/deployments/{dep_id}/authorisation"): lambda w, r: (
+        f"/api/deployments/{w['deployment_id']}/authorisation", {}),
+    ("POST", "/api/deployments/{dep_id}/reject"): lambda w, r: (
+        f"/api/deployments/{_deployment(w, authorised=False)}/reject", {"json": {"reason": "no legal basis given"}}),
     ("POST", "/api/deployments/{dep_id}/authorise"): lambda w, r: (
         f"/api/deployments/{_deployment(w, authorised=False)}/authorise", {"json": {}}),
     ("POST", "/api/deployments/{dep_id}/cancel"): lambda w, r: (

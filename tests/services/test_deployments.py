@@ -188,3 +188,37 @@ def test_a_live_run_that_falls_behind_says_so_while_it_runs_and_in_its_summary(v
     assert summary["fell_behind"] == [] and summary["frames_dropped"] == 0
     assert not [p for p in sink.payloads if p.get("type") == "health"
                 and any(c["status"] == "stalled" for c in p["cameras"])]  # waiting for the loop is not a stall
+
+
+def test_the_supervisor_sees_what_they_authorise_and_can_reject_with_a_reason(vigil, admin, watchlist, video,  # noqa: F811
+                                                                             settings):
+    """Issue #15: a draft deployment showed watchlist size 0 and no threshold or expected miss
+    rate; the authoriser must see what they authorise, approve or reject with a reason, and
+    find the plans waiting for them."""
+    from vigil.services.authorisation_view import authorisation_view
+    from vigil.services.deployments import reject_deployment
+
+    dep = make(vigil, Actor("olive", "operator"), video)
+    view = authorisation_view(vigil, admin, dep["id"])
+    assert view["watchlists_detail"][0]["subjects"] == 1 and view["watchlist_entries"] == 1
+    assert view["watchlists_detail"][0]["authorised"] is True and view["problems"] == []
+    default = view["thresholds"]["default"]
+    assert default["accepted_false_alerts_per_10000_faces"] == 1.0 and 0 < default["threshold"] < 1
+    assert default["expected_miss_rate"] is not None and view["cameras"] == ["north"]
+    assert [d["id"] for d in list_deployments(vigil, admin, "draft")] == [dep["id"]]  # waiting for authorisation
+    with pytest.raises(VigilError, match="needs a reason"):
+        reject_deployment(vigil, admin, dep["id"], " ")
+    with pytest.raises(PermissionDenied):
+        reject_deployment(vigil, Actor("olive", "operator"), dep["id"], "mine")
+    done = reject_deployment(vigil, Actor("sam", "supervisor"), dep["id"], "no intelligence case for this site")
+    assert done["status"] == "cancelled" and "rejected by sam: no intelligence case" in done["ended_because"]
+    assert audit_entries(vigil, "deployment.rejected", dep["id"])[0]["reason"] == "no intelligence case for this site"
+    assert list_deployments(vigil, admin, "draft") == []
+    client, headers = api_client(vigil, settings, admin, roles=("supervisor",))
+    other = make(vigil, admin, video, name="second plan")
+    r = client.get(f"/api/deployments/{other['id']}/authorisation", headers=headers["supervisor"])
+    assert r.status_code == 200 and r.json()["watchlist_entries"] == 1
+    assert [d["id"] for d in client.get("/api/deployments", params={"status": "draft"},
+                                        headers=headers["supervisor"]).json()] == [other["id"]]
+    out = cli(settings.home, "deployment", "review", str(other["id"]))
+    assert out.returncode == 0 and "1 person," in out.stdout and "false alert(s) per 10,000 faces" in out.stdout

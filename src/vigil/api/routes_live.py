@@ -13,12 +13,15 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from vigil.api.auth import current_actor
 from vigil.api.schemas import (
-    JPEG, MAX_ID, AfterId, AuthoriseIn, CancelIn, DecisionIn, DeploymentIn, Id, OutcomesIn, RunIn,
+    JPEG, MAX_ID, AfterId, AuthoriseIn, CancelIn, DecisionIn, DeploymentIn, DeploymentState, Id, OutcomesIn,
+    RejectIn, RunIn,
 )
 from vigil.services import Actor
 from vigil.services.alerts import alert_image, decide, list_alerts, read_clip, show_alert
+from vigil.services.authorisation_view import authorisation_view
 from vigil.services.deployments import (
-    authorise_deployment, cancel_deployment, create_deployment, list_deployments, record_outcomes, show_deployment,
+    authorise_deployment, cancel_deployment, create_deployment, list_deployments, record_outcomes, reject_deployment,
+    show_deployment,
 )
 from vigil.services.live_runs import start_deployment, stop_deployment
 
@@ -26,8 +29,23 @@ router = APIRouter(prefix="/api", tags=["live"])
 
 
 @router.get("/deployments")
-def deployments(request: Request, actor: Actor = Depends(current_actor)):
-    return list_deployments(request.app.state.vigil, actor)
+def deployments(request: Request, status: Annotated[DeploymentState | None, Query(
+        description="only this state (draft: waiting for authorisation)")] = None,
+        actor: Actor = Depends(current_actor)):
+    return list_deployments(request.app.state.vigil, actor, status)
+
+
+@router.get("/deployments/{dep_id}/authorisation")
+def authorisation(dep_id: Id, request: Request, actor: Actor = Depends(current_actor)):
+    """What authorising the plan means: watchlists with their sizes, categories and state; the
+    threshold, expected false alerts and misses per category; window, cameras, legal basis."""
+    return authorisation_view(request.app.state.vigil, actor, dep_id)
+
+
+@router.post("/deployments/{dep_id}/reject")
+def reject(dep_id: Id, body: RejectIn, request: Request, actor: Actor = Depends(current_actor)):
+    """Turn down a plan with a reason; it ends as cancelled, recorded as rejected."""
+    return reject_deployment(request.app.state.vigil, actor, dep_id, body.reason)
 
 
 @router.post("/deployments", status_code=201)

@@ -126,6 +126,13 @@ class CancelIn(Body):
     reason: str = Field("", max_length=TEXT)
 
 
+class RejectIn(Body):
+    reason: str = Field(min_length=1, max_length=TEXT)
+
+
+DeploymentState = Literal["draft", "authorised", "running", "ended", "failed", "cancelled"]
+
+
 class LoginForm:
     """The OAuth2 password form (``POST /api/token``), each field bounded: no password longer
     than any Vigil accepts reaches the password hash."""

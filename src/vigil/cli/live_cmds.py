@@ -185,11 +185,15 @@ def deployment_run(deployment: str, fast: bool = typer.Option(False, "--fast"),
 
 
 @deployment_app.command("list")
-def deployment_list(as_json: bool = JsonOpt) -> None:
+def deployment_list(waiting: bool = typer.Option(False, "--waiting", help="Only plans waiting for authorisation."),
+                    status: str = typer.Option(None, "--status", help="Only this state (draft, authorised, running, "
+                                               "ended, failed, cancelled)."),
+                    as_json: bool = JsonOpt) -> None:
+    """Deployments, newest first."""
     from vigil.services.deployments import list_deployments
 
     vigil, actor = ctx()
-    rows = list_deployments(vigil, actor)
+    rows = list_deployments(vigil, actor, "draft" if waiting else status)
 
     def human(rs):
         table = Table(title="Deployments")
@@ -212,6 +216,51 @@ def deployment_show(deployment: str, as_json: bool = JsonOpt) -> None:
     vigil, actor = ctx()
     data = get_deployment_record(vigil, actor, deployment)
     emit(data, as_json, lambda d: console.print_json(json.dumps(d)))
+
+
+@deployment_app.command("review")
+def deployment_review(deployment: str, as_json: bool = JsonOpt) -> None:
+    """What authorising this plan means, in numbers: watchlists and their sizes, the threshold,
+    expected false alerts and misses, window, cameras, legal basis (for the supervisor)."""
+    from vigil.services.authorisation_view import authorisation_view
+
+    vigil, actor = ctx()
+    data = authorisation_view(vigil, actor, deployment)
+
+    def human(d):
+        console.print(f"[bold]Deployment {d['id']}: {escape(d['name'])}[/] at {escape(d['location'])} "
+                      f"({d['status']}), planned by {d['created_by']}")
+        console.print(f"  legal basis: {escape(d['legal_basis'] or '-')}; purpose: {escape(d['purpose'] or '-')}")
+        console.print(f"  window: {d['window_start'] or 'now'} to {d['window_end'] or 'open'}; "
+                      f"cameras: {', '.join(d['cameras'])}")
+        for w in d["watchlists_detail"]:
+            state = "authorised" if w["authorised"] else "[red]not authorised[/]"
+            people = "1 person" if w["subjects"] == 1 else f"{w['subjects']} people"
+            console.print(f"  watchlist {escape(w['name'])}: {people}, category {w['category']}, "
+                          f"{state}, expires {w['expires_at'] or 'never'}" + (" [red](expired)[/]" if w["expired"]
+                                                                               else ""))
+        for key, t in d["thresholds"].items():
+            miss = "unknown" if t["expected_miss_rate"] is None else f"{t['expected_miss_rate']:.1%}"
+            console.print(f"  {key}: {t['accepted_false_alerts_per_10000_faces']:g} false alert(s) per 10,000 faces "
+                          f"accepted over {d['watchlist_entries']} entries -> threshold {t['threshold']:.3f}, "
+                          f"expected misses {miss} (calibration: {escape(d['calibration'])})")
+        for p in d["problems"]:
+            console.print(f"  [red]{escape(p)}[/]")
+        console.print("Authorise with 'vigil deployment authorise ID', or reject with "
+                      "'vigil deployment reject ID --reason ...'.")
+
+    emit(data, as_json, human)
+
+
+@deployment_app.command("reject")
+def deployment_reject(deployment: str, reason: str = typer.Option(..., "--reason", help="Why (the planner reads it)."),
+                      as_json: bool = JsonOpt) -> None:
+    """Turn down a plan with a reason (a supervisor); it ends as cancelled, recorded as rejected."""
+    from vigil.services.deployments import reject_deployment
+
+    vigil, actor = ctx()
+    data = reject_deployment(vigil, actor, deployment, reason)
+    emit(data, as_json, lambda d: console.print(f"Deployment {d['id']} ({d['name']}) rejected: {escape(reason)}"))
 
 
 @deployment_app.command("stop")

@@ -197,6 +197,25 @@ def cancel_deployment(vigil, actor: Actor, deployment_id, reason: str = "") -> d
     _refused(vigil, actor, *refused[:2], "be cancelled", refused[2])
 
 
+def reject_deployment(vigil, actor: Actor, deployment_id, reason: str) -> dict:
+    """A supervisor turns down a plan (draft or authorised) with a reason the planner reads; it
+    ends as ``cancelled``, recorded as rejected."""
+    if not (reason or "").strip():
+        raise VigilError("a rejection needs a reason (--reason) for the person who planned it")
+    with use_case(vigil, actor, "deployment.authorise") as uow:
+        dep = get_deployment(uow.session, deployment_id, for_update=True)
+        refused = None if transition(dep, "cancel") else (dep.id, dep.name, why_not(dep, "cancel"))
+        if not refused:
+            previous = dep.status
+            dep.status, dep.ended_at = "cancelled", utcnow()
+            dep.record = {**(dep.record or {}), "ended_because": f"rejected by {actor.username}: {reason.strip()}",
+                          "rejected": {"by": actor.username, "reason": reason.strip(), "at": iso(utcnow())}}
+            uow.audit("deployment.rejected", "deployment", dep.id, {"previous_status": previous,
+                                                                   "reason": reason.strip()})
+            return describe(uow.session, dep)
+    _refused(vigil, actor, *refused[:2], "be rejected", refused[2])
+
+
 def record_outcomes(vigil, actor: Actor, deployment_id, *, engagements: int | None, arrests: int | None) -> dict:
     if (engagements is not None and engagements < 0) or (arrests is not None and arrests < 0):
         raise VigilError("engagements and arrests are counts: 0 or more")
@@ -211,11 +230,14 @@ def record_outcomes(vigil, actor: Actor, deployment_id, *, engagements: int | No
         return deployment_record(uow.session, dep)
 
 
-def list_deployments(vigil, actor: Actor) -> list[dict]:
+def list_deployments(vigil, actor: Actor, status: str | None = None) -> list[dict]:
+    """Deployments newest first; ``status`` keeps one state (``draft``: waiting for authorisation)."""
+    if status is not None and status not in STATES:
+        raise VigilError(f"no deployment state {status!r}; states: {', '.join(STATES)}")
     with use_case(vigil, actor, "deployment.view") as uow:
         now = utcnow()
         return [{**describe(uow.session, d), "runner_stale": heartbeat_stale(d, now)}
-                for d in all_deployments(uow.session)]
+                for d in all_deployments(uow.session) if status is None or d.status == status]
 
 
 def show_deployment(vigil, actor: Actor, deployment_id) -> dict:
