@@ -467,3 +467,48 @@ def test_collections_managed_in_browser(browser, live_server, check_page, tmp_pa
     expect(page.locator("#status")).to_contain_text("expired")
     context.close()
     assert not problems, problems
+
+
+@pytest.mark.browser
+def test_supervisor_reviews_what_a_plan_authorises_and_rejects_it(browser, live_server, check_page, tmp_path):
+    """Issue #15: the supervisor finds the plan waiting on Home, sees the watchlist with its
+    size, the threshold and the expected misses, and rejects it with a reason."""
+    from playwright.sync_api import expect
+
+    from tests.conftest import demo_bytes
+    from vigil.governance.permissions import Actor
+    from vigil.retro.manifests import EnrolItem
+    from vigil.services.collections import authorise_watchlist, create_collection
+    from vigil.services.deployments import create_deployment
+    from vigil.services.enrolment import enrol_image
+
+    vigil = live_server.app.state.vigil
+    admin = vigil.cli_actor()
+    create_collection(vigil, admin, "watchlist", "Review list", purpose="wanted for robbery", category="wanted")
+    enrol_image(vigil, admin, "watchlist", "Review list", demo_bytes("obama.jpg"), EnrolItem("a", "Barack Obama"))
+    authorise_watchlist(vigil, admin, "Review list")
+    video = make_demo_video(tmp_path / "review-camera.mp4", vigil.engine(None))
+    register_sources(vigil, [{"camera": "review-camera", "source": str(video)}])
+    plan = create_deployment(vigil, Actor("operator", "operator"), name="Station forecourt", location="Station Rd",
+                             sources=[{"camera": "review-camera"}], watchlists=["Review list"], window_start=None,
+                             window_end=None, legal_basis="common law; DPA 2018 s.35")
+
+    problems: list[str] = []
+    context, page = new_page(browser, live_server, problems)
+    browser_login(page, "supervisor", PASSWORDS["supervisor"])
+    waiting = page.locator("#waiting")
+    expect(waiting).to_contain_text("Station forecourt")
+    check_page(page, "23-home-waiting-for-authorisation")
+    waiting.get_by_role("link", name="Station forecourt").click()
+    page.wait_for_url(re.compile(rf".*/deployments/{plan['id']}$"))
+    expect(page.locator("#review-watchlists")).to_contain_text("Review list")
+    expect(page.locator("#review-watchlists")).to_contain_text("1 person in all")
+    expect(page.locator("#review-thresholds")).to_contain_text("every category")
+    check_page(page, "24-deployment-review")
+    page.get_by_label("Reason for rejecting (the planner reads it)").fill("No intelligence case for this site")
+    page.get_by_role("button", name="Reject deployment").click()
+    expect(page.locator("#status-badge")).to_contain_text("cancelled")
+    page.goto("/")
+    expect(page.locator("#waiting")).to_have_count(0)
+    context.close()
+    assert problems == []

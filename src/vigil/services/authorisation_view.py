@@ -53,6 +53,6 @@ def authorisation_view(vigil, actor: Actor, deployment_id) -> dict:
     return {**plan, "watchlists_detail": lists, "watchlist_entries": entries, "thresholds": thresholds,
             "calibration": calibration.dataset, "cameras": [s.get("camera") for s in plan["sources"]],
             "problems": problems,
-            "miss_rate_note": "expected_miss_rate: the share of genuine comparisons in the calibration data that "
+            "miss_rate_note": "Expected misses: the share of genuine comparisons in the calibration data that "
                               "score below the threshold (one good photo each); real cameras, small or turned "
                               "faces miss more"}

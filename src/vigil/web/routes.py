@@ -148,7 +148,14 @@ def logout_page(request: Request):
 
 @router.get("/")
 def home(request: Request):
-    return page(request, "home.html", title="Vigil console", active="home", items=[n for n in NAV if n.permission])
+    actor = session_actor(request)
+    waiting = []
+    if actor is not None and "deployment.authorise" in permissions_of(actor):
+        from vigil.services.deployments import list_deployments
+
+        waiting = list_deployments(request.app.state.vigil, actor, "draft")  # plans waiting for a supervisor
+    return page(request, "home.html", title="Vigil console", active="home", items=[n for n in NAV if n.permission],
+                waiting=waiting)
 
 
 @router.get("/alerts")

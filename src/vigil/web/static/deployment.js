@@ -44,6 +44,48 @@ function authoriseForm() {
   return form;
 }
 
+function rejectForm() {
+  const form = h("form", { class: "card inline-form", id: "reject-form" },
+    h("div", { class: "field" }, h("label", { for: "reject-reason" }, "Reason for rejecting (the planner reads it)"),
+      h("input", { id: "reject-reason", name: "reason", size: 40, required: true })),
+    h("button", { type: "submit", class: "button button-danger" }, "Reject deployment"));
+  onSubmit(form, async (data) => {
+    await api(`/api/deployments/${id}/reject`, { method: "POST", json: { reason: data.get("reason") || "" } });
+    announce("Deployment rejected.");
+    await refresh(true);
+  }, "Rejecting");
+  return form;
+}
+
+async function renderReview(d) {
+  const reviewEl = document.getElementById("review");
+  if (!reviewEl) return;
+  if (d.status !== "draft" && d.status !== "authorised") {
+    fill(reviewEl, h("p", { class: "empty" }, "Only a plan (draft or authorised) is reviewed here."));
+    return;
+  }
+  const v = await api(`/api/deployments/${id}/authorisation`);
+  const pct = (x) => (x === null || x === undefined ? "unknown" : `${(100 * x).toFixed(1)}%`);
+  fill(reviewEl,
+    v.problems.length ? h("ul", { class: "notice notice-bad" }, v.problems.map((p) => h("li", {}, p))) : null,
+    h("div", { class: "table-wrap" }, h("table", { id: "review-watchlists" },
+      h("caption", {}, `Watchlists: ${v.watchlist_entries === 1 ? "1 person" : `${v.watchlist_entries} people`} in all`),
+      h("thead", {}, h("tr", {}, ["Watchlist", "People", "Category", "Authorised", "Expires"].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, v.watchlists_detail.map((w) => h("tr", {},
+        h("th", { scope: "row" }, w.name), h("td", { class: "num" }, w.subjects), h("td", {}, w.category),
+        h("td", {}, w.authorised ? `yes (${w.authorised_by})` : badge("no", "badge-warn")),
+        h("td", {}, w.expired ? badge("expired", "badge-warn") : (w.expires_at ? time(w.expires_at) : "never"))))))),
+    h("div", { class: "table-wrap" }, h("table", { id: "review-thresholds" },
+      h("caption", {}, `What the settings mean (calibration: ${v.calibration})`),
+      h("thead", {}, h("tr", {}, ["Applies to", "False alerts accepted per 10,000 faces", "Threshold", "Expected misses"]
+        .map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, Object.entries(v.thresholds).map(([key, t]) => h("tr", {},
+        h("th", { scope: "row" }, key === "default" ? "every category" : key.replace("category:", "category ")),
+        h("td", { class: "num" }, String(t.accepted_false_alerts_per_10000_faces)),
+        h("td", { class: "num" }, t.threshold.toFixed(3)), h("td", { class: "num" }, pct(t.expected_miss_rate))))))),
+    h("p", { class: "hint" }, v.miss_rate_note));
+}
+
 function startForm() {
   const form = h("form", { class: "card inline-form", id: "start-form" },
     h("div", { class: "field check" },
@@ -99,7 +141,7 @@ function renderActions(d) {
   if (state === shownState) return;
   shownState = state;
   const parts = [];
-  if (d.status === "draft" && can("deployment.authorise")) parts.push(authoriseForm());
+  if (d.status === "draft" && can("deployment.authorise")) parts.push(authoriseForm(), rejectForm());
   if (d.status === "draft" && !can("deployment.authorise")) {
     parts.push(h("p", {}, "Waiting for a supervisor to authorise this deployment."));
   }
@@ -180,6 +222,7 @@ async function refresh(force = false) {
     const d = await api(`/api/deployments/${id}`);
     if (force) shownState = null;
     renderSummary(d);
+    if (force || shownState === null) await renderReview(d);
     renderActions(d);
     renderLive(d.live);
     renderRecord(d.record);
