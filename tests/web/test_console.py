@@ -512,3 +512,53 @@ def test_supervisor_reviews_what_a_plan_authorises_and_rejects_it(browser, live_
     expect(page.locator("#waiting")).to_have_count(0)
     context.close()
     assert problems == []
+
+
+@pytest.mark.browser
+def test_auditor_filters_the_trail_by_date_exports_it_and_lists_searches(browser, live_server, check_page,
+                                                                          tmp_path):
+    """Issue #15: the audit page had no date filter or export, and no view of search records."""
+    from datetime import UTC, datetime
+
+    from playwright.sync_api import expect
+
+    from tests.conftest import demo_bytes
+    from vigil.governance.permissions import Actor
+    from vigil.retro.manifests import EnrolItem
+    from vigil.services.collections import create_collection
+    from vigil.services.enrolment import enrol_image
+    from vigil.services.search import run_search
+
+    vigil = live_server.app.state.vigil
+    admin = vigil.cli_actor()
+    create_collection(vigil, admin, "gallery", "Audit custody", purpose="custody images")
+    enrol_image(vigil, admin, "gallery", "Audit custody", demo_bytes("obama.jpg"), EnrolItem("a", "Barack Obama"))
+    run_search(vigil, Actor("investigator", "investigator"), "gallery", "Audit custody", case_ref="CASE-AUD-1",
+               reason="theft from the depot", data=demo_bytes("obama_speech.jpg"))
+
+    problems: list[str] = []
+    context, page = new_page(browser, live_server, problems)
+    browser_login(page, "auditor", PASSWORDS["auditor"])
+    page.goto("/audit")
+    today = datetime.now(UTC).date().isoformat()
+    page.get_by_label("From (date)").fill(today)
+    page.get_by_label("To (date, inclusive)").fill(today)
+    page.get_by_label("Action starts with").fill("gallery.")
+    page.get_by_role("button", name="Apply filters").click()
+    expect(page.locator("#audit-table tbody")).to_contain_text("gallery.created")
+    expect(page.locator("#searches-table")).to_contain_text("CASE-AUD-1")
+    expect(page.locator("#searches-table")).to_contain_text("theft from the depot")
+    check_page(page, "25-audit-filtered-with-searches")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="CSV").click()
+    text = (tmp_path / "audit.csv")
+    download.value.save_as(text)
+    lines = text.read_text().splitlines()
+    assert lines[0].startswith("seq,ts,actor,action") and all("gallery." in line for line in lines[1:]) and lines[1:]
+    page.get_by_label("From (date)").fill("2001-01-01")
+    page.get_by_label("To (date, inclusive)").fill("2001-01-31")
+    page.get_by_role("button", name="Apply filters").click()
+    expect(page.locator("#audit-table tbody")).to_contain_text("No entries match")
+    expect(page.locator("#searches-table")).to_contain_text("No searches in this period")
+    context.close()
+    assert problems == []

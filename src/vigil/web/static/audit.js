@@ -39,6 +39,15 @@ function row(e) {
     h("td", { class: "details-cell" }, details(e.details)));
 }
 
+// A date is a whole day in UTC: "from" its first second, "to" its last.
+function period(data, p) {
+  const since = (data.get("since") || "").trim();
+  const until = (data.get("until") || "").trim();
+  if (since) p.set("since", `${since}T00:00:00Z`);
+  if (until) p.set("until", `${until}T23:59:59Z`);
+  return p;
+}
+
 function params(before) {
   const data = new FormData(form);
   const p = new URLSearchParams();
@@ -46,12 +55,38 @@ function params(before) {
     const value = (data.get(key) || "").trim();
     if (value) p.set(key, value);
   }
+  period(data, p);
   if (before) p.set("before", before);
   return p;
 }
 
+const searchesBody = document.querySelector("#searches-table tbody");
+
+async function loadSearches() {
+  if (!searchesBody) return;
+  const p = period(new FormData(form), new URLSearchParams());
+  const rows = await api(`/api/searches?${p}`);
+  if (!rows.length) emptyRow(searchesBody, 8, "No searches in this period.");
+  else fill(searchesBody, rows.map((r) => h("tr", {},
+    h("td", { class: "num" }, r.id), h("td", {}, time(r.at)), h("td", {}, r.by), h("td", {}, r.case_ref),
+    h("td", {}, r.reason), h("td", {}, r.collection), h("td", { class: "num" }, r.faces),
+    h("td", { class: "num" }, r.candidates))));
+}
+
+function exportLinks(p) {
+  const q = new URLSearchParams(p);
+  q.delete("before");
+  document.getElementById("export-json").href = `/api/audit?${q}`;
+  q.set("format", "csv");
+  document.getElementById("export-csv").href = `/api/audit?${q}`;
+}
+
 async function load(before = null) {
   const p = params(before);
+  if (!before) {
+    exportLinks(p);
+    await loadSearches();
+  }
   const rows = await api(`/api/audit?${p}`);
   if (!before) {
     if (!rows.length) emptyRow(tbody, 6, "No entries match these filters.");
