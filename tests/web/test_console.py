@@ -324,11 +324,21 @@ def test_console_end_to_end(browser, live_server, check_page, tmp_path):
     expect(alerts.locator(".human-decides")).to_contain_text("not an identification")
     check_page(alerts, "10-alert-arrived")
 
-    # Adjudicate: confirmed, engaged.
-    card.get_by_label("Confirmed: the same person").check()
-    card.get_by_label("Outcome").select_option("engaged")
-    card.get_by_label("Notes").fill("Compared at the scene; spoke to the person.")
-    card.get_by_role("button", name="Record decision").click()
+    # Adjudicate with the keyboard only: j to the alert, o for the outcome (engaged), n for the
+    # notes, Escape back to the card, c for confirmed, Enter to record it.
+    alerts.keyboard.press("j")
+    expect(card.locator("h3")).to_be_focused()
+    alerts.keyboard.press("o")
+    expect(card.get_by_label("Outcome")).to_be_focused()
+    alerts.keyboard.press("ArrowDown")  # no action -> engaged
+    alerts.keyboard.press("Escape")
+    alerts.keyboard.press("n")
+    alerts.keyboard.type("Compared at the scene; spoke to the person.")
+    alerts.keyboard.press("Escape")
+    alerts.keyboard.press("c")
+    expect(card.get_by_role("button", name="Record decision")).to_be_focused()
+    expect(card.get_by_label("Confirmed: the same person")).to_be_checked()
+    alerts.keyboard.press("Enter")
     expect(card.locator(".decision-summary")).to_contain_text("confirmed")
     expect(card.locator(".decision-summary")).to_contain_text("engaged")
     check_page(alerts, "11-alert-decided")

@@ -194,6 +194,57 @@ function connect() {
   });
 }
 
+// Keyboard triage (the keys are listed on the page): j / k next / previous alert, c confirmed,
+// f false alert, u could not verify (each chooses the decision and moves to "Record decision",
+// which Enter presses), o the outcome, n the notes, Escape back to the alert. Keys typed into a
+// field are the field's.
+const KEY_DECISIONS = { c: "confirmed", f: "false_alert", u: "unverified" };
+let current = null;
+
+function cards() {
+  return [...list.querySelectorAll(":scope > li")];
+}
+
+function focusCard(li) {
+  if (!li) return;
+  current = Number(li.dataset.alertId);
+  li.querySelector("h3").focus();
+  li.scrollIntoView({ block: "nearest" });
+}
+
+function cardInFocus() {
+  const active = document.activeElement;
+  const li = active && active.closest ? active.closest("#alert-list > li") : null;
+  return li || (current !== null && alerts.has(current) ? alerts.get(current).el : null);
+}
+
+document.addEventListener("keydown", (event) => {
+  if (event.altKey || event.ctrlKey || event.metaKey) return;
+  const inField = event.target.matches && event.target.matches("input:not([type=radio]), textarea, select");
+  if (inField) {
+    if (event.key === "Escape") focusCard(cardInFocus());
+    return;
+  }
+  const all = cards();
+  if (!all.length) return;
+  const li = cardInFocus();
+  const at = li ? all.indexOf(li) : -1;
+  const key = event.key.toLowerCase();
+  if (key === "j") focusCard(all[Math.min(at + 1, all.length - 1)]);
+  else if (key === "k") focusCard(all[Math.max(at - 1, 0)]);
+  else if (li && KEY_DECISIONS[key]) {
+    const radio = li.querySelector(`input[name=decision][value=${KEY_DECISIONS[key]}]`);
+    if (!radio) return; // already decided
+    radio.checked = true;
+    current = Number(li.dataset.alertId);
+    li.querySelector("form.decide [type=submit]").focus();
+    announce(`${radio.labels[0].textContent}: press Enter to record it.`);
+  } else if (li && key === "o") li.querySelector("select[name=outcome]")?.focus();
+  else if (li && key === "n") li.querySelector("textarea[name=notes]")?.focus();
+  else return;
+  event.preventDefault();
+});
+
 showDecided.addEventListener("change", () => load({ reset: true }));
 window.addEventListener("pagehide", () => source && source.close());
 
