@@ -170,3 +170,22 @@ def test_a_group_photo_is_refused_until_a_face_is_chosen(vigil, admin, tmp_path)
     wrong = run_cli(vigil.settings.home, "enroll", str(demo_path("obama.jpg", tmp_path)), "--gallery", "custody",
                     "--name", "Barack Obama", "--face", "2")
     assert wrong.returncode != 0 and "choose a face from 1 to 1" in wrong.stdout + wrong.stderr
+
+
+def test_a_video_search_says_when_each_face_was_seen(vigil, admin, people_dir, tmp_path):
+    """Issue #15: the human output of a video search left out when in the video each face was seen."""
+    from tests.cli_run import run_cli
+    from tests.live.conftest import two_people_video
+
+    make_gallery(vigil, admin)
+    enrol_files(vigil, admin, "gallery", "custody", items_from_dir(people_dir), show_progress=False)
+    clip = two_people_video(tmp_path / "clip.mp4", seconds=2.0, fps=10)
+    out = run_cli(vigil.settings.home, "search", str(clip), "--gallery", "custody", "--case", "CASE-V",
+                  "--reason", "who walked past the depot")
+    assert out.returncode == 0, out.stderr
+    seen = [line for line in out.stdout.splitlines() if "seen at" in line]
+    assert len(seen) >= 2 and all(" s into the video (best of " in line for line in seen)
+    data = json.loads(run_cli(vigil.settings.home, "search", str(clip), "--gallery", "custody", "--case", "CASE-V",
+                              "--reason", "who walked past the depot", "--json").stdout)
+    assert data["probe"] == "video" and all(f["time"] is not None and f["shots"] >= 1 for f in data["faces"])
+    assert {f["candidates"][0]["name"] for f in data["faces"]} >= {"Barack Obama", "Joe Biden"}

@@ -271,13 +271,15 @@ def search(
     vigil, actor = ctx()
     kind, cname = ("gallery", gallery) if gallery else ("watchlist", watchlist)
     result = run_search(vigil, actor, kind, cname, case_ref=case, reason=reason, top=top, path=probe,
-                        probe_name=probe.name, sheet=sheet)
+                        probe_name=probe.name, sheet=sheet, show_progress=not as_json)
 
     def human(r):
         console.print(f"Search {r['search_id']} in {r['gallery']} ({r['gallery_subjects']} subjects), "
                       f"case {r['case_ref']}: {len(r['faces'])} face(s)")
         for i, f in enumerate(r["faces"], 1):
-            console.print(f"[bold]face {i}[/] at {f['box']} quality {f['quality']:.2f}")
+            seen = (f" seen at {f['time']:.1f} s into the video (best of {f['shots']} shots, track {f['track_id']})"
+                    if f.get("time") is not None else "")
+            console.print(f"[bold]face {i}[/] at {f['box']} quality {f['quality']:.2f}{seen}")
             for w in f["warnings"]:
                 console.print(f"  [yellow]{w}[/]")
             threshold = r["threshold_fmr_1e-4"]

@@ -20,6 +20,7 @@ from vigil.engine.images import crop_around, decode_image, validate_array
 from vigil.engine.onnx_embedder import l2_normalise
 from vigil.engine.quality import QualityReport
 from vigil.errors import ImageError, VigilError
+from vigil.progress import progress_bar
 
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 VIDEO_MAGIC = (b"\x1aE\xdf\xa3", b"RIFF", b"\x00\x00\x00\x18ftyp", b"\x00\x00\x00\x1cftyp", b"\x00\x00\x00 ftyp")
@@ -69,10 +70,14 @@ def video_capture(data: bytes | None = None, path: Path | None = None):
 
 
 def video_probe_faces(engine: FaceEngine, make_tracker, *, data: bytes | None = None, path: Path | None = None,
-                      sample_fps: float = 5.0, max_seconds: float = 600.0, best_shots: int = 3) -> list[ProbeFace]:
+                      sample_fps: float = 5.0, max_seconds: float = 600.0, best_shots: int = 3,
+                      show_progress: bool = False) -> list[ProbeFace]:
     """``make_tracker(max_gap=seconds)`` builds the face tracker (the live runtime's, handed in
-    by the caller, so that retro needs no import of it)."""
-    with video_capture(data, path) as cap:
+    by the caller, so that retro needs no import of it). ``show_progress`` draws a progress bar
+    over the video's frames on stderr."""
+    with video_capture(data, path) as cap, \
+            progress_bar("Reading the video", int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) or None,
+                         enabled=show_progress) as advance:
         fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
         step = max(1, int(round(fps / sample_fps)))
         tracker = make_tracker(max_gap=2.5 / sample_fps + 0.2)
@@ -82,6 +87,7 @@ def video_probe_faces(engine: FaceEngine, make_tracker, *, data: bytes | None = 
             ok = cap.grab()
             if not ok:
                 break
+            advance()
             read_any = True
             t = index / fps
             if t > max_seconds:

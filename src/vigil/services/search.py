@@ -34,7 +34,8 @@ MAX_TOP = 200
 
 def run_search(vigil, actor: Actor, kind: str, name: str, *, case_ref: str, reason: str, top: int = 50,
                data: bytes | None = None, path: Path | None = None, probe_name: str = "probe",
-               keep_probe: bool = True, crops: bool = False, sheet: Path | None = None) -> dict:
+               keep_probe: bool = True, crops: bool = False, sheet: Path | None = None,
+               show_progress: bool = False) -> dict:
     """Search a probe (``data`` or ``path``, image or video) against a gallery or watchlist.
     ``crops`` adds each probe face as a JPEG data URL; ``sheet`` also writes a contact sheet."""
     with use_case(vigil, actor, "search.run") as uow:
@@ -57,7 +58,7 @@ def run_search(vigil, actor: Actor, kind: str, name: str, *, case_ref: str, reas
     if path is not None and not is_video:
         data = Path(path).read_bytes()
     if is_video:
-        faces = video_probe_faces(engine, Tracker, data=data, path=path)
+        faces = video_probe_faces(engine, Tracker, data=data, path=path, show_progress=show_progress)
     else:
         faces = image_probe_faces(engine, data, label, vigil.settings.max_image_pixels)
     cal = engine.pack.calibration
