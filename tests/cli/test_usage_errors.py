@@ -95,3 +95,30 @@ def test_a_pack_whose_extra_is_missing_is_refused_when_chosen_and_says_how_to_in
                                                                    "'fusion']", "['gallery', 'list', '--json']")],
                             capture_output=True, text=True, env=env, timeout=120)
     assert listed.returncode == 0 and json.loads(listed.stdout) == []  # nothing was created
+
+
+def test_every_command_and_option_says_what_it_is_for():
+    """Issue #15: many options had no help text."""
+    missing = []
+
+    def walk(command, path):
+        if hasattr(command, "commands"):
+            for name, sub in command.commands.items():
+                walk(sub, path + (name,))
+            return
+        if not command.help:
+            missing.append(f"vigil {' '.join(path)}: no description")
+        for param in command.params:
+            if getattr(param, "param_type_name", "") == "option" and param.name != "help" and not param.help:
+                missing.append(f"vigil {' '.join(path)} {param.opts[0]}: no help")
+
+    walk(typer.main.get_command(app), ())
+    assert missing == []
+
+
+def test_reports_take_json_like_every_command_that_reports(home):
+    from tests.cli_run import run_cli
+
+    out = run_cli(home, "report", "annual", "--year", "2026", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["year"] == 2026

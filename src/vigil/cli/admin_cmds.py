@@ -35,8 +35,8 @@ def keys_rotate(as_json: bool = JsonOpt) -> None:
 
 def reindex(
     pack: str = typer.Option(..., "--pack", help="The pack to re-extract templates with."),
-    gallery: str = typer.Option(None, "--gallery"),
-    watchlist: str = typer.Option(None, "--watchlist"),
+    gallery: str = typer.Option(None, "--gallery", help="Reindex this gallery (or --watchlist)."),
+    watchlist: str = typer.Option(None, "--watchlist", help="Reindex this watchlist (or --gallery)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Re-extract templates from the stored images with another pack (model upgrade)."""
@@ -71,7 +71,8 @@ def backup(path: Path = typer.Argument(..., help="New or empty folder."), as_jso
         "somewhere else."))
 
 
-def restore(path: Path = typer.Argument(...), force: bool = typer.Option(False, "--force"),
+def restore(path: Path = typer.Argument(...),
+            force: bool = typer.Option(False, "--force", help="Replace a store already there (admins; audited)."),
             as_json: bool = JsonOpt) -> None:
     """Restore a backup into this data directory (keys must already be in place)."""
     from vigil.services import admin

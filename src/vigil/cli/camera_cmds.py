@@ -21,7 +21,8 @@ def camera_add(name: str = typer.Argument(..., help="The name operators pick in 
                source: str = typer.Argument(..., help="rtsp(s)://host/... or http(s)://host/..., a webcam index, "
                                             "or a video file or folder of frames under the media root "
                                             "(setting live.media_root)."),
-               description: str = typer.Option("", "--description"), as_json: bool = JsonOpt) -> None:
+               description: str = typer.Option("", "--description", help="Where it is and what it sees."),
+               as_json: bool = JsonOpt) -> None:
     """Register a camera (administrators)."""
     from vigil.services.cameras import register_camera
 

@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
 
 def demo(
     serve: bool = typer.Option(True, "--serve/--no-serve", help="End by serving the console (default) or exit."),
-    port: int = typer.Option(8765, "--port"),
+    port: int = typer.Option(8765, "--port", help="Port of the console the demo serves on 127.0.0.1."),
     home: Path = typer.Option(None, "--home", help="The demo's data directory (default: its own, beside the "
                               "configured one, so the demo never enters real work's records)."),
     as_json: bool = JsonOpt,

@@ -29,8 +29,9 @@ def register(app: typer.Typer) -> None:
 
 
 @user_app.command("add")
-def user_add(username: str, role: str = typer.Option(..., "--role"),
-             display_name: str = typer.Option("", "--display-name"),
+def user_add(username: str,
+             role: str = typer.Option(..., "--role", help="admin, supervisor, operator, investigator or auditor."),
+             display_name: str = typer.Option("", "--display-name", help="The person's full name."),
              os_user: str = typer.Option(None, "--os-user", help="Map this operating-system user to the new user."),
              as_json: bool = JsonOpt) -> None:
     """Create a user; a password is generated and printed once."""
@@ -44,6 +45,7 @@ def user_add(username: str, role: str = typer.Option(..., "--role"),
 
 @user_app.command("list")
 def user_list(as_json: bool = JsonOpt) -> None:
+    """Users with their role and state."""
     from vigil.services import accounts
 
     vigil, actor = ctx()
@@ -93,6 +95,7 @@ def user_disable(username: str, as_json: bool = JsonOpt) -> None:
 
 @user_app.command("enable")
 def user_enable(username: str, as_json: bool = JsonOpt) -> None:
+    """Enable a disabled user again (audited)."""
     _set_disabled(username, False, as_json)
 
 
@@ -108,7 +111,9 @@ def user_reset_password(username: str, as_json: bool = JsonOpt) -> None:
 
 
 @user_app.command("set-role")
-def user_set_role(username: str, role: str = typer.Option(..., "--role"), as_json: bool = JsonOpt) -> None:
+def user_set_role(username: str,
+                  role: str = typer.Option(..., "--role", help="admin, supervisor, operator, investigator or auditor."),
+                  as_json: bool = JsonOpt) -> None:
     """Change a user's role; their sessions and API tokens end (they log in again)."""
     from vigil.services import accounts
 
@@ -120,7 +125,8 @@ def user_set_role(username: str, role: str = typer.Option(..., "--role"), as_jso
 
 @token_app.command("create")
 def token_create(user: str = typer.Option(None, "--user", help="For another user (admin only)."),
-                 name: str = typer.Option("", "--name"), days: float = typer.Option(None, "--days"),
+                 name: str = typer.Option("", "--name", help="What the token is for."),
+                 days: float = typer.Option(None, "--days", help="Days until it expires."),
                  as_json: bool = JsonOpt) -> None:
     """Create an API token (printed once). Use it as VIGIL_TOKEN or a Bearer token."""
     from vigil.services import accounts
@@ -154,6 +160,7 @@ def token_list(all_users: bool = typer.Option(False, "--all", help="Everyone's t
 
 @token_app.command("revoke")
 def token_revoke(token_id: int, as_json: bool = JsonOpt) -> None:
+    """Revoke an API token by its id ('vigil token list' shows ids)."""
     from vigil.services import accounts
 
     vigil, actor = ctx()
@@ -210,10 +217,10 @@ def audit_anchor(as_json: bool = JsonOpt) -> None:
 
 @audit_app.command("list")
 def audit_list(action: str = typer.Option(None, "--action", help="Action prefix, e.g. auth. or deployment."),
-               actor_name: str = typer.Option(None, "--actor"),
+               actor_name: str = typer.Option(None, "--actor", help="Only entries by this username."),
                since: str = typer.Option(None, "--since", help="From this date or date-time (UTC)."),
                until: str = typer.Option(None, "--until", help="To this date (its end) or date-time (UTC)."),
-               limit: int = typer.Option(50, "--limit", min=1, max=1000),
+               limit: int = typer.Option(50, "--limit", min=1, max=1000, help="At most this many rows."),
                fmt: str = typer.Option("table", "--format", help="table | csv | json"),
                out: Path = typer.Option(None, "--out", help="Write the entries to this file (csv or json)."),
                as_json: bool = JsonOpt) -> None:
@@ -253,7 +260,8 @@ def audit_searches(since: str = typer.Option(None, "--since", help="From this da
                    until: str = typer.Option(None, "--until", help="To this date (its end) or date-time (UTC)."),
                    case_ref: str = typer.Option(None, "--case", help="Only this case reference."),
                    by: str = typer.Option(None, "--by", help="Only this user's searches."),
-                   limit: int = typer.Option(100, "--limit", min=1, max=1000), as_json: bool = JsonOpt) -> None:
+                   limit: int = typer.Option(100, "--limit", min=1, max=1000, help="At most this many rows."),
+                   as_json: bool = JsonOpt) -> None:
     """Retrospective searches: who searched which gallery, when, for which case and why."""
     from vigil.services.search_records import list_searches
     from vigil.timeutil import parse_when
@@ -287,22 +295,27 @@ def retention_run(as_json: bool = JsonOpt) -> None:
 
 @report_app.command("deployment")
 def report_deployment(deployment: str, fmt: str = typer.Option("json", "--format", help="json | csv | html"),
-                      out: Path = typer.Option(None, "--out")) -> None:
+                      out: Path = typer.Option(None, "--out", help="Write to this file instead of printing."),
+                      as_json: bool = JsonOpt) -> None:
     """The record of one deployment."""
     from vigil.services import reports
 
+    fmt = "json" if as_json else fmt
     vigil, actor = ctx()
     text = reports.render(reports.deployment_report(vigil, actor, deployment), fmt, f"Deployment {deployment}")
     _write(vigil, actor, text, out, "report.deployment", {"deployment": deployment, "format": fmt})
 
 
 @report_app.command("annual")
-def report_annual(year: int = typer.Option(..., "--year"), fmt: str = typer.Option("json", "--format"),
-                  out: Path = typer.Option(None, "--out"),
-                  include_trials: bool = typer.Option(False, "--include-trials")) -> None:
+def report_annual(year: int = typer.Option(..., "--year", help="The calendar year (UTC)."),
+                  fmt: str = typer.Option("json", "--format", help="json | csv | html"),
+                  out: Path = typer.Option(None, "--out", help="Write to this file instead of printing."),
+                  include_trials: bool = typer.Option(False, "--include-trials", help="Count trials too."),
+                  as_json: bool = JsonOpt) -> None:
     """The year's deployments and totals (faces seen, alerts, false alert rate, arrests)."""
     from vigil.services import reports
 
+    fmt = "json" if as_json else fmt
     vigil, actor = ctx()
     text = reports.render(reports.annual_report(vigil, actor, year, include_trials=include_trials), fmt,
                           f"Live facial recognition deployments {year}")

@@ -121,15 +121,15 @@ def watch(
 
 @deployment_app.command("create")
 def deployment_create(
-    name: str = typer.Option(..., "--name"),
-    location: str = typer.Option(..., "--location"),
-    watchlist: list[str] = typer.Option(..., "--watchlist"),
+    name: str = typer.Option(..., "--name", help="The deployment's name, as published."),
+    location: str = typer.Option(..., "--location", help="Where it takes place, as published."),
+    watchlist: list[str] = typer.Option(..., "--watchlist", help="An authorised watchlist (repeatable)."),
     camera: list[str] = typer.Option(..., "--camera", help="A registered camera's name (vigil camera list), "
                                      "repeatable."),
     start: str = typer.Option(..., "--start", help="Window start (YYYY-MM-DDTHH:MM, UTC)."),
     end: str = typer.Option(..., "--end", help="Window end."),
-    legal_basis: str = typer.Option(..., "--legal-basis"),
-    purpose: str = typer.Option("", "--purpose"),
+    legal_basis: str = typer.Option(..., "--legal-basis", help="The legal basis, as published."),
+    purpose: str = typer.Option("", "--purpose", help="Why it is needed, as published."),
     false_alert_rate: float = typer.Option(1e-4, "--false-alert-rate", help="Accepted false alerts per face seen."),
     category_rate: list[str] = typer.Option(None, "--category-rate", help="CATEGORY=RATE, e.g. missing=0.001."),
     as_json: bool = JsonOpt,
@@ -164,7 +164,10 @@ def _created(d: dict) -> None:
 
 
 @deployment_app.command("authorise")
-def deployment_authorise(deployment: str, note: str = typer.Option("", "--note"), as_json: bool = JsonOpt) -> None:
+def deployment_authorise(deployment: str,
+                         note: str = typer.Option("", "--note", help="Recorded with the authorisation."),
+                         as_json: bool = JsonOpt) -> None:
+    """Authorise a planned deployment (a supervisor); see 'deployment review' first."""
     from vigil.services.deployments import authorise_deployment
 
     vigil, actor = ctx()
@@ -173,9 +176,11 @@ def deployment_authorise(deployment: str, note: str = typer.Option("", "--note")
 
 
 @deployment_app.command("run")
-def deployment_run(deployment: str, fast: bool = typer.Option(False, "--fast"),
-                   webhook: str = typer.Option(None, "--webhook"),
-                   max_seconds: float = typer.Option(None, "--max-seconds"), as_json: bool = JsonOpt) -> None:
+def deployment_run(deployment: str,
+                   fast: bool = typer.Option(False, "--fast", help="Recorded video as fast as possible."),
+                   webhook: str = typer.Option(None, "--webhook", help="Also POST each alert as JSON here."),
+                   max_seconds: float = typer.Option(None, "--max-seconds", help="Stop after this long."),
+                   as_json: bool = JsonOpt) -> None:
     """Start an authorised deployment and run it until its sources end, its window closes, or Ctrl-C."""
     from vigil.services.live_runs import start_deployment
 
@@ -276,7 +281,9 @@ def deployment_stop(deployment: str, wait: float = typer.Option(20.0, "--wait", 
 
 
 @deployment_app.command("cancel")
-def deployment_cancel(deployment: str, reason: str = typer.Option("", "--reason"), as_json: bool = JsonOpt) -> None:
+def deployment_cancel(deployment: str,
+                      reason: str = typer.Option("", "--reason", help="Why (recorded)."),
+                      as_json: bool = JsonOpt) -> None:
     """Withdraw a draft or authorised deployment (a supervisor, or the user who created it)."""
     from vigil.services.deployments import cancel_deployment
 
@@ -286,8 +293,10 @@ def deployment_cancel(deployment: str, reason: str = typer.Option("", "--reason"
 
 
 @deployment_app.command("outcomes")
-def deployment_outcomes(deployment: str, engagements: int = typer.Option(None, "--engagements"),
-                        arrests: int = typer.Option(None, "--arrests"), as_json: bool = JsonOpt) -> None:
+def deployment_outcomes(deployment: str,
+                        engagements: int = typer.Option(None, "--engagements", help="People engaged after alerts."),
+                        arrests: int = typer.Option(None, "--arrests", help="Arrests after alerts."),
+                        as_json: bool = JsonOpt) -> None:
     """Enter engagements and arrests for the deployment record."""
     from vigil.services.deployments import record_outcomes
 
@@ -297,8 +306,10 @@ def deployment_outcomes(deployment: str, engagements: int = typer.Option(None, "
 
 
 @alert_app.command("list")
-def alert_list(deployment: str = typer.Option(None, "--deployment"),
-               undecided: bool = typer.Option(False, "--undecided"), as_json: bool = JsonOpt) -> None:
+def alert_list(deployment: str = typer.Option(None, "--deployment", help="Only this deployment's alerts."),
+               undecided: bool = typer.Option(False, "--undecided", help="Only alerts awaiting a decision."),
+               as_json: bool = JsonOpt) -> None:
+    """Alerts, newest first, with their decision."""
     from vigil.services.alerts import list_alerts
 
     vigil, actor = ctx()
@@ -322,7 +333,7 @@ def alert_decide(
     alert_id: int,
     decision: str = typer.Option(..., "--decision", help="confirmed | false_alert | unverified"),
     outcome: str = typer.Option("no_action", "--outcome", help="no_action | engaged | arrested"),
-    notes: str = typer.Option("", "--notes"),
+    notes: str = typer.Option("", "--notes", help="What the operator saw and did."),
     case: str = typer.Option("", "--case", help="Case reference (keeps a confirmed alert beyond default retention)."),
     reason: str = typer.Option("", "--reason", help="Why an earlier decision is changed (needed to revise one)."),
     as_json: bool = JsonOpt,

@@ -54,7 +54,7 @@ def check_transport(host: str, tls_cert: Path | None, tls_key: Path | None, behi
 
 def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; any but a loopback "
                                    "address needs --tls-cert/--tls-key or --behind-proxy."),
-          port: int = typer.Option(8765, "--port", min=1, max=65535),
+          port: int = typer.Option(8765, "--port", min=1, max=65535, help="Port to listen on."),
           retention_every: float = typer.Option(3600.0, "--retention-every",
                                                 help="Seconds between scheduled retention runs (0 = off)."),
           behind_proxy: str = typer.Option(None, "--behind-proxy",

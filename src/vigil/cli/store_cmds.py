@@ -95,32 +95,39 @@ def _delete(kind: str, name: str, reason: str, as_json: bool) -> None:
 
 
 @gallery_app.command("create")
-def gallery_create(name: str, pack: str = PackOpt, purpose: str = typer.Option("", "--purpose"),
-                   legal_basis: str = typer.Option("", "--legal-basis"), as_json: bool = JsonOpt) -> None:
+def gallery_create(name: str,
+                   pack: str = PackOpt,
+                   purpose: str = typer.Option("", "--purpose", help="What it is for (recorded)."),
+                   legal_basis: str = typer.Option("", "--legal-basis", help="The legal basis for it."),
+                   as_json: bool = JsonOpt) -> None:
     """Create a gallery (its pack decides the templates it keeps)."""
     _create("gallery", name, pack, purpose, legal_basis, None, "reference", as_json)
 
 
 @gallery_app.command("list")
 def gallery_list(as_json: bool = JsonOpt) -> None:
+    """Galleries with their size, model and status."""
     _list("gallery", as_json)
 
 
 @gallery_app.command("show")
 def gallery_show(name: str, as_json: bool = JsonOpt) -> None:
+    """One gallery: purpose, legal basis, size, model."""
     _show("gallery", name, as_json)
 
 
 @gallery_app.command("delete")
-def gallery_delete(name: str, reason: str = typer.Option(..., "--reason"), as_json: bool = JsonOpt) -> None:
+def gallery_delete(name: str,
+                   reason: str = typer.Option(..., "--reason", help="Why (recorded)."),
+                   as_json: bool = JsonOpt) -> None:
     """Delete a gallery and erase the subjects enrolled only in it."""
     _delete("gallery", name, reason, as_json)
 
 
 @watchlist_app.command("create")
 def watchlist_create(
-    name: str, pack: str = PackOpt, purpose: str = typer.Option(..., "--purpose"),
-    legal_basis: str = typer.Option("", "--legal-basis"),
+    name: str, pack: str = PackOpt, purpose: str = typer.Option(..., "--purpose", help="What it is for (recorded)."),
+    legal_basis: str = typer.Option("", "--legal-basis", help="The legal basis for it."),
     expires: str = typer.Option(None, "--expires", help="Expiry: a date (YYYY-MM-DD: the end of that day, UTC) or a date-time."),
     category: str = typer.Option("wanted", "--category", help="Default category of its subjects."),
     as_json: bool = JsonOpt,
@@ -131,16 +138,20 @@ def watchlist_create(
 
 @watchlist_app.command("list")
 def watchlist_list(as_json: bool = JsonOpt) -> None:
+    """Watchlists with their size, model, status, who authorised them and expiry."""
     _list("watchlist", as_json)
 
 
 @watchlist_app.command("show")
 def watchlist_show(name: str, as_json: bool = JsonOpt) -> None:
+    """One watchlist: purpose, legal basis, size, who authorised it."""
     _show("watchlist", name, as_json)
 
 
 @watchlist_app.command("authorise")
-def watchlist_authorise(name: str, note: str = typer.Option("", "--note"), as_json: bool = JsonOpt) -> None:
+def watchlist_authorise(name: str,
+                        note: str = typer.Option("", "--note", help="Recorded with the authorisation."),
+                        as_json: bool = JsonOpt) -> None:
     """Authorise a watchlist's current content (supervisor). Any later edit withdraws it."""
     from vigil.services.collections import authorise_watchlist
 
@@ -151,6 +162,7 @@ def watchlist_authorise(name: str, note: str = typer.Option("", "--note"), as_js
 
 @watchlist_app.command("expire")
 def watchlist_expire(name: str, as_json: bool = JsonOpt) -> None:
+    """Expire a watchlist now: no deployment may use it any more (audited)."""
     from vigil.services.collections import expire_collection
 
     vigil, actor = ctx()
@@ -159,12 +171,17 @@ def watchlist_expire(name: str, as_json: bool = JsonOpt) -> None:
 
 
 @watchlist_app.command("delete")
-def watchlist_delete(name: str, reason: str = typer.Option(..., "--reason"), as_json: bool = JsonOpt) -> None:
+def watchlist_delete(name: str,
+                     reason: str = typer.Option(..., "--reason", help="Why (recorded)."),
+                     as_json: bool = JsonOpt) -> None:
+    """Delete a watchlist with a reason (erasing subjects only it holds needs subject.delete)."""
     _delete("watchlist", name, reason, as_json)
 
 
 @watchlist_app.command("add")
-def watchlist_add(name: str, subject_id: str = typer.Option(..., "--subject"), as_json: bool = JsonOpt) -> None:
+def watchlist_add(name: str,
+                  subject_id: str = typer.Option(..., "--subject", help="The subject's id."),
+                  as_json: bool = JsonOpt) -> None:
     """Put an already-enrolled subject (e.g. from a gallery) on a watchlist."""
     from vigil.services.subjects import add_subject_to_collection
 
@@ -179,7 +196,10 @@ def watchlist_add(name: str, subject_id: str = typer.Option(..., "--subject"), a
 
 
 @watchlist_app.command("remove")
-def watchlist_remove(name: str, subject_id: str = typer.Option(..., "--subject"), as_json: bool = JsonOpt) -> None:
+def watchlist_remove(name: str,
+                     subject_id: str = typer.Option(..., "--subject", help="The subject's id."),
+                     as_json: bool = JsonOpt) -> None:
+    """Take a subject off a watchlist (withdraws its authorisation)."""
     from vigil.services.subjects import remove_subject_from_collection
 
     vigil, actor = ctx()
@@ -196,11 +216,11 @@ def watchlist_remove(name: str, subject_id: str = typer.Option(..., "--subject")
 def enroll(
     image: Path = typer.Argument(None, help="One image (with --name)."),
     name: str = typer.Option(None, "--name", help="Display name of the subject (one image)."),
-    gallery: str = typer.Option(None, "--gallery"),
-    watchlist: str = typer.Option(None, "--watchlist"),
+    gallery: str = typer.Option(None, "--gallery", help="The gallery (or --watchlist)."),
+    watchlist: str = typer.Option(None, "--watchlist", help="The watchlist (or --gallery)."),
     folder: Path = typer.Option(None, "--dir", help="One sub-folder of images per subject."),
     manifest: Path = typer.Option(None, "--csv", help="CSV with columns path,name,category,reference."),
-    category: str = typer.Option(None, "--category"),
+    category: str = typer.Option(None, "--category", help="e.g. wanted, missing."),
     reference: str = typer.Option("", "--reference", help="Case or warrant reference."),
     subject: str = typer.Option(None, "--subject", help="Add the image to this existing subject."),
     face: int = typer.Option(None, "--face", min=1, help="Which face of a group photo to enrol (1 = leftmost, "
@@ -253,9 +273,9 @@ def enroll(
 # ----------------------------------------------------------------------------- search
 def search(
     probe: Path = typer.Argument(..., help="Probe image or video."),
-    gallery: str = typer.Option(None, "--gallery"),
-    watchlist: str = typer.Option(None, "--watchlist"),
-    top: int = typer.Option(50, "--top"),
+    gallery: str = typer.Option(None, "--gallery", help="The gallery (or --watchlist)."),
+    watchlist: str = typer.Option(None, "--watchlist", help="The watchlist (or --gallery)."),
+    top: int = typer.Option(50, "--top", help="Candidates per face (at most 200)."),
     case: str = typer.Option("", "--case", help="Case reference (required)."),
     reason: str = typer.Option("", "--reason", help="Why this search is needed (required)."),
     sheet: Path = typer.Option(None, "--sheet", help="Also export an HTML contact sheet to this path."),
@@ -302,6 +322,7 @@ def search(
 # ----------------------------------------------------------------------------- subjects
 @subject_app.command("show")
 def subject_show(subject_id: str, as_json: bool = JsonOpt) -> None:
+    """One subject: name, category, reference, collections and images."""
     from vigil.services.subjects import show_subject
 
     vigil, actor = ctx()
@@ -309,7 +330,9 @@ def subject_show(subject_id: str, as_json: bool = JsonOpt) -> None:
 
 
 @subject_app.command("delete")
-def subject_delete(subject_id: str, reason: str = typer.Option(..., "--reason"), as_json: bool = JsonOpt) -> None:
+def subject_delete(subject_id: str,
+                   reason: str = typer.Option(..., "--reason", help="Why (recorded)."),
+                   as_json: bool = JsonOpt) -> None:
     """Erase a subject everywhere: images, templates, index entries, watchlist snapshots."""
     from vigil.services.subjects import erase_subject
 
@@ -325,7 +348,9 @@ def subject_delete(subject_id: str, reason: str = typer.Option(..., "--reason"),
 
 
 @subject_app.command("export")
-def subject_export(subject_id: str, out: Path = typer.Option(..., "--out"), as_json: bool = JsonOpt) -> None:
+def subject_export(subject_id: str,
+                   out: Path = typer.Option(..., "--out", help="The file to write (mode 0600)."),
+                   as_json: bool = JsonOpt) -> None:
     """Subject access: gather everything held about one subject into DIR (an audited export)."""
     from vigil.services.subjects import export_subject
 
