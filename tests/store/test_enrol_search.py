@@ -167,6 +167,14 @@ def test_a_group_photo_is_refused_until_a_face_is_chosen(vigil, admin, tmp_path)
     found = search(vigil, admin, coll, demo_path("biden.jpg", tmp_path))
     assert found["faces"][0]["candidates"][0]["name"] == "Joe Biden"
     assert found["faces"][0]["candidates"][0]["score"] >= found["threshold_fmr_1e-4"]
+    # importing an existing collection as it is (quality gate off): its clearest face, with a warning
+    from tests.store.conftest import variant
+
+    other = tmp_path / "group-copy.jpg"
+    other.write_bytes(variant("obama_and_biden.jpg", 1))  # another file of that photo (not a repeat)
+    kept = enrol_files(vigil, admin, "gallery", "custody", [(other, EnrolItem("group", "Imported as is"))],
+                       quality_gate=False, show_progress=False, with_outcomes=True)
+    assert kept["enrolled"] == 1 and "imported as it is with its clearest face" in kept["outcomes"][0]["warning"]
     wrong = run_cli(vigil.settings.home, "enroll", str(demo_path("obama.jpg", tmp_path)), "--gallery", "custody",
                     "--name", "Barack Obama", "--face", "2")
     assert wrong.returncode != 0 and "choose a face from 1 to 1" in wrong.stdout + wrong.stderr

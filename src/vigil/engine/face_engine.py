@@ -8,7 +8,7 @@ import numpy as np
 
 from vigil.config import QualitySettings, Settings
 from vigil.engine.align import align_face
-from vigil.engine.faces import Face, primary_face, reading_order
+from vigil.engine.faces import Face, framing_weight, primary_face, reading_order
 from vigil.engine.onnx_embedder import OnnxArcFaceEmbedder
 from vigil.engine.packs import Pack, get_pack
 from vigil.engine.quality import QualityReport, assess
@@ -18,8 +18,9 @@ from vigil.errors import AmbiguousFaceError, NoFaceError, QualityError, VigilErr
 # Still images: if nothing is found at the configured confidence, look again at a lower one,
 # then upscaled (small photos). Nothing assumes where the face is.
 FALLBACK_THRESHOLD = 0.3
-# Enrolment: another face at least this share of the chosen one's area makes the photo ambiguous
-COMPARABLE_FACE_AREA = 0.25
+# Enrolment: another face framed at least this much as the chosen one (size and centrality,
+# faces.framing_weight) makes the photo ambiguous: a group photo, not a portrait with a bystander
+COMPARABLE_FRAMING = 0.5
 
 
 @dataclass
@@ -131,7 +132,7 @@ class FaceEngine:
         return self.analyse(image, [face])[0]
 
     def enrolment_face(self, image: np.ndarray, *, name: str = "image", face: int | None = None,
-                       quality_gate: bool = True) -> AnalysedFace:
+                       quality_gate: bool = True, refuse_ambiguous: bool = True) -> AnalysedFace:
         """The face to enrol: face number ``face`` (1-based, reading order), else the photo's
         only face or its clear subject. A photo with another face of comparable size (a group
         photo) is refused rather than enrolled as an arbitrary one of them; with the quality
@@ -145,9 +146,10 @@ class FaceEngine:
             chosen = faces[face - 1]
         else:
             chosen = primary_face(faces, image.shape)
+            weight = framing_weight(chosen, image.shape)
             rivals = [f for f in faces if f is not chosen
-                      and f.box[2] * f.box[3] >= COMPARABLE_FACE_AREA * chosen.box[2] * chosen.box[3]]
-            if rivals:
+                      and framing_weight(f, image.shape) >= COMPARABLE_FRAMING * weight]
+            if rivals and refuse_ambiguous:
                 raise AmbiguousFaceError(
                     f"{name}: {len(rivals) + 1} faces of comparable size; choose the one to enrol with --face "
                     f"NUMBER (1 to {len(faces)}, left to right, as 'vigil detect' numbers them)")

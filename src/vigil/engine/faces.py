@@ -48,16 +48,17 @@ def primary_face(faces: list[Face], image_shape: tuple[int, ...]) -> Face | None
     """
     if not faces:
         return None
+    return max(faces, key=lambda face: framing_weight(face, image_shape))
+
+
+def framing_weight(face: Face, image_shape: tuple[int, ...]) -> float:
+    """How much a photograph looks framed on this face: its area, discounted by its distance
+    from the centre and by an uncertain detection."""
     h, w = image_shape[:2]
     centre = np.array([w / 2, h / 2], dtype=np.float32)
-    diag = float(np.hypot(w, h))
-
-    def weight(face: Face) -> float:
-        size = float(face.box[2] * face.box[3])
-        dist = float(np.linalg.norm(face.center - centre)) / diag
-        return size * float(np.exp(-8.0 * dist * dist)) * (0.5 + 0.5 * face.score)
-
-    return max(faces, key=weight)
+    size = float(face.box[2] * face.box[3])
+    dist = float(np.linalg.norm(face.center - centre)) / float(np.hypot(w, h))
+    return size * float(np.exp(-8.0 * dist * dist)) * (0.5 + 0.5 * face.score)
 
 
 def reading_order(faces: list[Face]) -> list[Face]:

@@ -91,13 +91,25 @@ class _Enrolment:
                 return EnrolOutcome(item.source, "skipped", existing, [ALREADY])
         try:
             image = decode_image(data, max_pixels=self.vigil.settings.max_image_pixels, name=item.source)
-            found = self.engine.enrolment_face(image, name=item.source, face=item.face,
-                                               quality_gate=self.quality_gate)
+            ambiguous = None
+            try:
+                found = self.engine.enrolment_face(image, name=item.source, face=item.face,
+                                                   quality_gate=self.quality_gate)
+            except AmbiguousFaceError as exc:
+                if self.quality_gate:
+                    raise
+                # importing an existing collection as it is (--allow-low-quality): its clearest face, said
+                ambiguous = f"{exc}; imported as it is with its clearest face"
+                found = self.engine.enrolment_face(image, name=item.source, quality_gate=False,
+                                                   refuse_ambiguous=False)
         except (ImageError, NoFaceError, AmbiguousFaceError) as exc:
             return EnrolOutcome(item.source, "rejected", reasons=[str(exc)])
         except QualityError as exc:
             return EnrolOutcome(item.source, "rejected", reasons=exc.reasons or [str(exc)])
-        return self._store(data, digest, image.shape, found, item)
+        outcome = self._store(data, digest, image.shape, found, item)
+        if ambiguous and outcome.status == "enrolled":
+            outcome.warning = "; ".join(w for w in (outcome.warning, ambiguous) if w)
+        return outcome
 
     def _store(self, data: bytes, digest: str, shape, found, item: EnrolItem) -> EnrolOutcome:
         store = self.vigil.store
