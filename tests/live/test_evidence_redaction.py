@@ -256,3 +256,31 @@ def test_a_passer_by_in_front_of_the_hidden_alerted_face_is_not_kept(engine, peo
     assert done["frames_redacted_whole_other_face_in_kept_region"] == 3 and done["frames_redacted_whole"] == 3
     names = clip_names(engine, people, encoded, tmp_path)
     assert names == [["obama"], [], [], [], ["obama"]], names
+
+
+def test_a_face_no_track_knew_inside_the_kept_region_is_cut_out(engine, people, tmp_path):
+    """The bystander benchmark's last leak (a small face at the edge of the alerted face's padded
+    region that the live pipeline never tracked, between two detection passes): the clip looks
+    for faces inside the kept region on the frame itself and washes every one but the alerted."""
+    frame = scene()
+    obama = alerted_face(engine, frame).box
+    x0, y0, x1, y1 = kept_region(obama, frame.shape)
+    small = (x0 + 2, y1 - 120, 110)  # Biden, small, tucked into the kept region's lower left corner
+    paste(frame, decode_image(demo_bytes("biden.jpg")), *small)
+    assert "biden" in [n for _, n in who(engine, people, frame[y0:y1, x0:x1])]  # recognisable there
+
+    def find_faces(crop):
+        return [f.box for f in engine.pack.detector.detect(crop, threshold=0.3)]
+
+    for finder, leaks in ((None, True), (find_faces, False)):
+        recorder = EvidenceRecorder(seconds=0.2, width=1920, fps=10.0, find_faces=finder)
+        for i in range(3):
+            recorder.observe("north", frame, i * 0.1, [(5, obama)])  # no track for the small face
+        recorder.start("north", alert_id=1, track_id=5, t=0.1)
+        (clip,) = recorder.finished("north", 0.3, flush=True)
+        encoded = recorder.encode(clip)
+        names = clip_names(engine, people, encoded, tmp_path)
+        assert all("obama" in n for n in names)
+        assert any("biden" in n for n in names) is leaks, names
+    done = encoded.redaction
+    assert done["frames_untracked_face_cut_from_kept_region"] == done["frames_alerted_face_detected"] >= 2, done

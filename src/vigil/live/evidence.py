@@ -233,8 +233,33 @@ def alerted_boxes(frames: list[ClipFrame], track_id: int, alert_time: float | No
     return boxes, how, cuts
 
 
+def faces_in_kept_region(image: np.ndarray, box, find_faces, *, upscale: float = 2.0) -> list[np.ndarray]:
+    """Other faces inside the alerted face's kept region, looked for on the clip frame itself
+    (boxes in frame coordinates). A belt to the braces of the tracks: a face the live pipeline
+    never tracked (too small, at the frame's edge, between two detection passes) can sit inside
+    the padded region and would stay sharp. ``find_faces(crop)`` returns boxes (x, y, w, h) in
+    the crop; the crop is upscaled so that small faces are found. The alerted face itself
+    (IoU >= 0.3 with its box) is not returned."""
+    region = kept_region(box, image.shape)
+    if region is None:
+        return []
+    x0, y0, x1, y1 = region
+    crop = cv2.resize(image[y0:y1, x0:x1], None, fx=upscale, fy=upscale, interpolation=cv2.INTER_LINEAR)
+    alerted = np.asarray(box, np.float64)
+    others = []
+    for found in find_faces(crop):
+        fx, fy, fw, fh = (float(v) / upscale for v in found)
+        candidate = np.array([fx + x0, fy + y0, fw, fh], np.float64)
+        if _iou(candidate, alerted) < 0.3:
+            others.append(candidate)
+    return others
+
+
 class EvidenceRecorder:
-    def __init__(self, seconds: float, width: int, fps: float):
+    def __init__(self, seconds: float, width: int, fps: float, find_faces=None):
+        """``find_faces(image) -> boxes``: the detector, to cut faces out of the kept region
+        that no track knew (:func:`faces_in_kept_region`); None: tracks only."""
+        self.find_faces = find_faces
         self.seconds = seconds
         self.width = width
         self.fps = fps if fps and 0 < fps <= 240 else 25.0
@@ -285,8 +310,13 @@ class EvidenceRecorder:
             writer = cv2.VideoWriter(link, cv2.CAP_OPENCV_MJPEG, cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
             if not writer.isOpened():
                 return None
+            untracked = 0
             for f, box, cut in zip(clip.frames, boxes, cuts):
                 image = f.image if f.image.shape[:2] == (h, w) else cv2.resize(f.image, (w, h))
+                if box is not None and self.find_faces is not None:
+                    found = faces_in_kept_region(image, box, self.find_faces)
+                    untracked += bool(found)
+                    cut = list(cut) + found
                 writer.write(redact_except(image, box, cut=cut))
             writer.release()
             os.lseek(fd, 0, os.SEEK_SET)
@@ -306,5 +336,7 @@ class EvidenceRecorder:
                      # of those, frames whose kept face could not be confirmed as the alerted person's
                      "frames_redacted_whole_track_jumped": how.count("track jumped"),
                      "frames_redacted_whole_other_face_in_kept_region": how.count("other face"),
-                     "frames_other_face_cut_from_kept_region": sum(1 for c in cuts if c)}
+                     "frames_other_face_cut_from_kept_region": sum(1 for c in cuts if c),
+                     # of all frames, those where the detector found a face no track knew in the kept region
+                     "frames_untracked_face_cut_from_kept_region": untracked}
         return EncodedClip(b"".join(chunks), len(clip.frames), redaction)

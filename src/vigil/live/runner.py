@@ -102,7 +102,13 @@ class LiveRunner:
             from vigil.live.evidence import EvidenceRecorder
 
             fps = max((getattr(r.source, "fps", 25.0) for r in self.readers), default=25.0)
-            self.evidence = EvidenceRecorder(self.live.evidence_clip_seconds, self.live.evidence_clip_width, fps)
+            detector = self.engine.pack.detector
+
+            def find_faces(crop):
+                return [f.box for f in detector.detect(crop, threshold=0.3)]
+
+            self.evidence = EvidenceRecorder(self.live.evidence_clip_seconds, self.live.evidence_clip_width, fps,
+                                             find_faces=find_faces)
         self._recent: dict[str, tuple[float, int]] = {}  # subject -> (source time, alert id) of its last alert
         self.duplicates = 0
         self.alerts: list[dict] = []
