@@ -6,6 +6,8 @@ frame) is first reduced as a whole to a coarse grey wash (:func:`redact_except`:
 shrunk to ``WASH_CELLS`` cells, smoothed, blended towards grey), and only the alerted face's
 region (its box plus ``KEEP_PAD`` of its size) is put back sharp. A bystander who was never
 detected, was detected weakly, or whose track expired is redacted exactly like one who was.
+Inside the kept region alone, other faces are cut out: those of known tracks, and those the
+detector finds on the clip frame itself (:func:`faces_in_kept_region`).
 
 Evidence clips are off unless ``live.evidence_clip_seconds`` > 0. Each camera then keeps, in
 memory only, its frames of the last ``seconds`` of *source* time (downscaled to
