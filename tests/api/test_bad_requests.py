@@ -142,6 +142,9 @@ def test_naive_and_aware_datetimes_mix_and_naive_means_utc(world):
     assert shown["expires_at"].startswith("2031-06-01T08:30:00"), shown  # read as UTC
     for when in ("9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00+05:00"):  # conversion would overflow
         _is_problem(c.post("/api/watchlists", json={"name": unique("far"), "expires_at": when}, headers=admin), 422)
+    # a number is not a date-time (pydantic's lax mode read "0.5" as seconds since 1970)
+    for url in ("/api/audit?until=0.5", "/api/searches?since=1700000000", "/api/audit?since=-3"):
+        _is_problem(c.get(url, headers=admin), 422)
 
 
 def test_text_fields_have_limits_and_a_refused_one_reaches_no_audit_entry(world):

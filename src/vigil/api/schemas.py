@@ -5,11 +5,12 @@ as UTC), every text field has a maximum length."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import Form, Path, Query
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
 MAX_ID = 2**63 - 1  # the largest BIGINT (PostgreSQL) and INTEGER (SQLite)
 TEXT = 2000  # purposes, legal bases, notes and reasons
@@ -24,7 +25,16 @@ def _as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
+def _iso_only(value):
+    """A date-time is ISO 8601 text (or a datetime): pydantic's lax mode would read a number,
+    or a string of one, as seconds since 1970 ("until=0.5" meant 1 January 1970)."""
+    if isinstance(value, (int, float)) or (isinstance(value, str) and _NUMBER.fullmatch(value.strip())):
+        raise ValueError("a date-time in ISO 8601 (e.g. 2026-12-31T23:59:59Z), not a number")
+    return value
+
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+UtcDateTime = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_as_utc)]
 # numbers in bodies are JSON numbers: true, false and "5" are refused, not read as 1, 0 and 5
 Number = Annotated[float, Strict()]
 Count = Annotated[int, Strict()]
