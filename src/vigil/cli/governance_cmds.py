@@ -215,11 +215,22 @@ def audit_anchor(as_json: bool = JsonOpt) -> None:
         raise typer.Exit(1)
 
 
+SinceOpt = typer.Option(None, "--since", help="From this date or date-time (UTC).")
+UntilOpt = typer.Option(None, "--until", help="To this date (its end) or date-time (UTC).")
+
+
+def _period(since: str | None, until: str | None) -> dict:
+    """``--since``/``--until`` as UTC instants: a bare date is the whole day."""
+    from vigil.timeutil import parse_when
+
+    return {"since": parse_when(since) if since else None,
+            "until": parse_when(until, end_of_day=True) if until else None}
+
+
 @audit_app.command("list")
 def audit_list(action: str = typer.Option(None, "--action", help="Action prefix, e.g. auth. or deployment."),
                actor_name: str = typer.Option(None, "--actor", help="Only entries by this username."),
-               since: str = typer.Option(None, "--since", help="From this date or date-time (UTC)."),
-               until: str = typer.Option(None, "--until", help="To this date (its end) or date-time (UTC)."),
+               since: str = SinceOpt, until: str = UntilOpt,
                limit: int = typer.Option(50, "--limit", min=1, max=1000, help="At most this many rows."),
                fmt: str = typer.Option("table", "--format", help="table | csv | json"),
                out: Path = typer.Option(None, "--out", help="Write the entries to this file (csv or json)."),
@@ -227,14 +238,11 @@ def audit_list(action: str = typer.Option(None, "--action", help="Action prefix,
     """Audit entries, newest first, filtered by action, actor and period; export as CSV or JSON."""
     from vigil.services import audit_views
     from vigil.services.audit_views import entries_csv
-    from vigil.timeutil import parse_when
 
     if fmt not in ("table", "csv", "json"):
         raise VigilError("--format is table, csv or json")
     vigil, actor = ctx()
-    filters = {"action": action, "actor_name": actor_name, "limit": limit,
-               "since": parse_when(since) if since else None,
-               "until": parse_when(until, end_of_day=True) if until else None}
+    filters = {"action": action, "actor_name": actor_name, "limit": limit, **_period(since, until)}
     if out is not None:
         done = audit_views.export_audit(vigil, actor, out, "json" if fmt == "table" else fmt, **filters)
         emit(done, as_json, lambda d: console.print(f"{d['entries']} entries written to {d['path']} ({d['format']}); "
@@ -256,20 +264,16 @@ def audit_list(action: str = typer.Option(None, "--action", help="Action prefix,
 
 
 @audit_app.command("searches")
-def audit_searches(since: str = typer.Option(None, "--since", help="From this date or date-time (UTC)."),
-                   until: str = typer.Option(None, "--until", help="To this date (its end) or date-time (UTC)."),
+def audit_searches(since: str = SinceOpt, until: str = UntilOpt,
                    case_ref: str = typer.Option(None, "--case", help="Only this case reference."),
                    by: str = typer.Option(None, "--by", help="Only this user's searches."),
                    limit: int = typer.Option(100, "--limit", min=1, max=1000, help="At most this many rows."),
                    as_json: bool = JsonOpt) -> None:
     """Retrospective searches: who searched which gallery, when, for which case and why."""
     from vigil.services.search_records import list_searches
-    from vigil.timeutil import parse_when
 
     vigil, actor = ctx()
-    rows = list_searches(vigil, actor, since=parse_when(since) if since else None,
-                         until=parse_when(until, end_of_day=True) if until else None, case_ref=case_ref, by=by,
-                         limit=limit)
+    rows = list_searches(vigil, actor, **_period(since, until), case_ref=case_ref, by=by, limit=limit)
 
     def human(rs):
         table = Table(title="Searches (newest first)")
