@@ -37,10 +37,13 @@ ALLOWED: dict[str, set[str]] = {
     # front ends: translate only
     "api": FOUNDATION | {"services"},
     "web": FOUNDATION | {"services"},
-    "server": FOUNDATION | {"services", "api", "web"},
+    # the cluster transport (NATS): a front end of the service layer that also hosts the
+    # live runtime on worker nodes and gallery shards of the search index
+    "cluster": FOUNDATION | {"services", "live", "index", "engine"},
+    "server": FOUNDATION | {"services", "api", "web", "cluster"},
     # the CLI also runs the stateless tools (verify two photos, evaluate on a data set, render a
     # synthetic crowd) that touch no data directory, need no permission and write no audit
-    "cli": FOUNDATION | {"services", "server", "engine", "evaluation", "synth"},
+    "cli": FOUNDATION | {"services", "server", "cluster", "engine", "evaluation", "synth"},
     "__main__": {"cli"},
 }
 

@@ -1,0 +1,63 @@
+"""Connecting to NATS: a clear message and retries with backoff when the server is down."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from vigil.errors import VigilError
+
+log = logging.getLogger("vigil.cluster")
+
+
+class ClusterUnavailable(VigilError):
+    """NATS could not be reached (or nats-py is not installed)."""
+
+
+def backoff_delays(first: float = 0.5, factor: float = 2.0, cap: float = 15.0):
+    """0.5, 1, 2, 4, 8, 15, 15, ... seconds: the waits between connection attempts."""
+    delay = first
+    while True:
+        yield delay
+        delay = min(cap, delay * factor)
+
+
+async def _quiet(*_args) -> None:
+    """nats-py prints connection errors unless given callbacks; callers report them."""
+
+
+async def connect(servers: str | list[str], *, name: str, attempts: int | None = None,
+                  connect_timeout: float = 2.0, on_retry: Callable[[int, float, Exception], None] | None = None,
+                  credentials: str | None = None):
+    """A connected nats-py client. ``servers`` is one URL or several (a cluster's seeds).
+
+    Retries with backoff (``attempts`` None: forever) and reports each failure through
+    ``on_retry(attempt, next_wait_s, error)``; once connected, nats-py reconnects by itself.
+    Raises :class:`ClusterUnavailable` after the last attempt."""
+    try:
+        import nats
+    except ImportError as exc:
+        raise ClusterUnavailable("the cluster needs nats-py: pip install 'vigil[nats]'") from exc
+    urls = [servers] if isinstance(servers, str) else list(servers)
+    options = {"servers": urls, "name": name, "connect_timeout": connect_timeout, "allow_reconnect": True,
+               "max_reconnect_attempts": -1, "reconnect_time_wait": 0.5, "error_cb": _quiet,
+               "disconnected_cb": _quiet, "closed_cb": _quiet}
+    if credentials:
+        options["user_credentials"] = credentials
+    delays = backoff_delays()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await nats.connect(**options)
+        except Exception as exc:  # nats-py raises several kinds (NoServersError, OSError, timeouts)
+            if attempts is not None and attempt >= attempts:
+                raise ClusterUnavailable(f"NATS at {', '.join(urls)} is unreachable after {attempt} "
+                                         f"attempt(s): {exc or type(exc).__name__}") from exc
+            wait = next(delays)
+            if on_retry:
+                on_retry(attempt, wait, exc)
+            else:
+                log.warning("NATS at %s unreachable (%s); retrying in %.1f s", ", ".join(urls), exc, wait)
+            await asyncio.sleep(wait)
