@@ -111,9 +111,14 @@ def decision(alert_id: Id, body: DecisionIn, request: Request, actor: Actor = De
 
 
 @router.get("/alerts/{alert_id}/{which}.jpg", response_class=Response, responses=JPEG)
-def image(alert_id: Id, which: Literal["probe", "frame", "watchlist"], request: Request,
-          actor: Actor = Depends(current_actor)):
-    """probe | frame | watchlist: decrypted in memory, never cached."""
+def image(alert_id: Id, which: Literal["probe", "frame", "watchlist", "probe_face", "watchlist_face"],
+          request: Request, actor: Actor = Depends(current_actor)):
+    """An alert's images, decrypted in memory, never cached. ``probe``: the face the camera saw
+    as stored (its box plus a margin, cut from the redacted frame); ``frame``: the camera frame
+    with everything but the alerted face washed out (bystanders unrecognisable); ``watchlist``:
+    the watchlist photograph as enrolled, whole. ``probe_face`` and ``watchlist_face``: the two
+    faces aligned as the recogniser aligns them (eyes, nose and mouth on the same points), with
+    a margin, both 448 x 448, for comparing side by side."""
     data = alert_image(request.app.state.vigil, actor, alert_id, which)
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
