@@ -32,6 +32,8 @@ def default_home() -> Path:
 class EngineSettings(BaseModel):
     pack: str = "sface"
     threads: int = Field(0, description="ONNX Runtime intra-op threads; 0 = all cores")
+    execution_provider: str = Field("auto", description="ONNX Runtime execution provider: auto (TensorRT, CUDA "
+                                    "or OpenVINO when installed, else the CPU), cpu, cuda, tensorrt, openvino")
     batch_size: int = Field(2, description="faces per network run (x2 with flip); SFace is fastest per face "
                             "at 2-4 (larger batches fall out of cache: 13 ms/face at 16)")
     flip_augment: bool = True

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from vigil.errors import ModelError
+
+log = logging.getLogger("vigil.engine")
 
 KNOWN_SHA256 = {
     "face_detection_yunet_2023mar_int8bq.onnx": "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10",
@@ -115,7 +118,48 @@ def onnxruntime_offline():
     return ort
 
 
-def ort_session(path: Path, threads: int = 0):
+# Execution providers Vigil uses when installed, fastest first: TensorRT and CUDA come with
+# onnxruntime-gpu, OpenVINO with onnxruntime-openvino; the CPU provider is always there.
+ACCELERATED = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "OpenVINOExecutionProvider")
+PROVIDER_NAMES = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider",
+                  "openvino": "OpenVINOExecutionProvider", "cpu": "CPUExecutionProvider"}
+_provider_notes: list[str] = []  # what was chosen and every fallback, said once each (vigil node prints them)
+
+
+def _note(message: str) -> None:
+    if message not in _provider_notes:
+        _provider_notes.append(message)
+        log.info(message)
+
+
+def provider_notes() -> list[str]:
+    """What the sessions of this process run on, and every fallback to the CPU, in words."""
+    return list(_provider_notes)
+
+
+def choose_providers(choice: str = "auto", available: list[str] | None = None) -> list[str]:
+    """The providers to ask ONNX Runtime for, in order: ``auto`` takes every accelerated one
+    installed (TensorRT, CUDA, OpenVINO) before the CPU; ``cpu``, ``cuda``, ``tensorrt`` or
+    ``openvino`` asks for that one (a missing one is an error, not a silent CPU run)."""
+    ort = onnxruntime_offline()
+    available = list(ort.get_available_providers() if available is None else available)
+    choice = (choice or "auto").strip().lower()
+    if choice == "auto":
+        chosen = [p for p in ACCELERATED if p in available]
+        if not chosen:
+            _note("inference on the CPU: no CUDA, TensorRT or OpenVINO execution provider is installed "
+                  "(pip install onnxruntime-gpu, or onnxruntime-openvino, to use one)")
+        return chosen + ["CPUExecutionProvider"]
+    if choice not in PROVIDER_NAMES:
+        raise ModelError(f"engine.execution_provider {choice!r}: use auto, {', '.join(PROVIDER_NAMES)}")
+    name = PROVIDER_NAMES[choice]
+    if name not in available:
+        raise ModelError(f"engine.execution_provider {choice!r}: ONNX Runtime's {name} is not installed here "
+                         f"(installed: {', '.join(available)}); use auto to fall back to the CPU")
+    return [name] if name == "CPUExecutionProvider" else [name, "CPUExecutionProvider"]
+
+
+def ort_session(path: Path, threads: int = 0, provider: str = "auto"):
     ort = onnxruntime_offline()
 
     options = ort.SessionOptions()
@@ -128,7 +172,22 @@ def ort_session(path: Path, threads: int = 0):
     # Vigil alternates between models (detector, recogniser) and shares the cores with video
     # decoding: idle ONNX Runtime threads that spin-wait steal those cores from the next model.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    providers = choose_providers(provider)
     try:
-        return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as exc:
-        raise ModelError(f"ONNX Runtime could not load {path.name}: {exc}") from exc
+        if providers == ["CPUExecutionProvider"]:
+            raise ModelError(f"ONNX Runtime could not load {path.name}: {exc}") from exc
+        # an accelerated provider that is installed but cannot start (no driver, no device)
+        _note(f"inference on the CPU: {providers[0]} could not start ({str(exc).splitlines()[0][:200]})")
+        try:
+            session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        except Exception as exc2:
+            raise ModelError(f"ONNX Runtime could not load {path.name}: {exc2}") from exc2
+    used = session.get_providers()[0]
+    if used != providers[0]:  # ONNX Runtime itself fell back (a CUDA library missing, say)
+        _note(f"inference on the CPU: {providers[0]} is installed but did not start; ONNX Runtime fell back "
+              f"to {used}")
+    elif used != "CPUExecutionProvider":
+        _note(f"inference on {used}")
+    return session

@@ -100,7 +100,8 @@ def fused_weight(first: str, second: str, home: Path | None) -> dict:
 def _yunet(settings: Settings):
     from vigil.engine.yunet import YuNetDetector
 
-    session = mf.ort_session(mf.converted_model(mf.YUNET, settings.models_dir, spatial=True), settings.engine.threads)
+    session = mf.ort_session(mf.converted_model(mf.YUNET, settings.models_dir, spatial=True), settings.engine.threads,
+                             settings.engine.execution_provider)
     return YuNetDetector(session, score_threshold=settings.engine.detection_score,
                          nms_threshold=settings.engine.detection_nms, max_side=settings.engine.max_detector_side)
 
@@ -109,7 +110,8 @@ def _sface(settings: Settings):
     from vigil.engine.onnx_embedder import OnnxArcFaceEmbedder
 
     flip = settings.engine.flip_augment
-    session = mf.ort_session(mf.converted_model(mf.SFACE, settings.models_dir), settings.engine.threads)
+    session = mf.ort_session(mf.converted_model(mf.SFACE, settings.models_dir), settings.engine.threads,
+                             settings.engine.execution_provider)
     return OnnxArcFaceEmbedder(session, model_id="sface-2021dec-fp32" + ("-flip" if flip else ""),
                                mean=0.0, std=1.0, rgb=True, flip=flip, batch_size=settings.engine.batch_size)
 
@@ -124,7 +126,7 @@ def _custom(settings: Settings):
     if not path.is_file():
         raise ModelError(f"custom model not found: {path}")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    session = mf.ort_session(path, settings.engine.threads)
+    session = mf.ort_session(path, settings.engine.threads, settings.engine.execution_provider)
     shape = session.get_inputs()[0].shape
     if len(shape) != 4 or (isinstance(shape[2], int) and shape[2] != 112):
         raise ModelError(f"custom model input {shape} is not an ArcFace-style 112x112 image")
@@ -142,7 +144,8 @@ def _registered(name: str, settings: Settings):
             raise ModelError("the faceplugin pack is not installed: run 'vigil models install faceplugin'")
         return None
     flip = settings.engine.flip_augment
-    session = mf.ort_session(registry.model_path(settings.home, spec), settings.engine.threads)
+    session = mf.ort_session(registry.model_path(settings.home, spec), settings.engine.threads,
+                             settings.engine.execution_provider)
     return OnnxArcFaceEmbedder(session, model_id=spec.model_id(flip), mean=spec.input_mean, std=spec.input_std,
                                rgb=spec.rgb, flip=flip, batch_size=settings.engine.batch_size,
                                per_face=spec.per_face)
