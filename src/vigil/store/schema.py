@@ -270,6 +270,11 @@ class Deployment(Base):
     record: Mapped[dict] = mapped_column(JSON, default=dict)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # runner alive
     stop_requested_by: Mapped[str | None] = mapped_column(String(80), nullable=True)  # runner stops at next beat
+    # where its cameras run: None = one process (vigil deployment run, the API server); "any" =
+    # any cluster node; "site:LABEL" = nodes of that site (vigil node --site)
+    placement: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    # a cluster deployment's cameras as the recorder last saw them: node, health, lag, dropped frames
+    camera_status: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 class Alert(Base):
@@ -301,6 +306,9 @@ class Alert(Base):
     biometrics_deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # the closest other watchlist subject: id, name, category, score, threshold, lookalike (bool)
     runner_up: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # the id a cluster node gave the alert (its JetStream message id): recorded once, whatever
+    # redelivery brings it again; None for alerts of a run in one process
+    alert_uid: Mapped[str | None] = mapped_column(String(36), nullable=True, unique=True, index=True)
 
 
 class AlertDecision(Base):
