@@ -21,5 +21,5 @@ def test_watchlist_expires_at_the_end_of_the_day_given(home):
                   "--expires", "2031-12-31",
                   "--json")
     assert out.returncode == 0, out.stderr
-    listed = json.loads(run_cli(home, "watchlist", "list", "--json").stdout)
+    listed = json.loads(run_cli(home, "watchlist", "list", "--json").stdout)["items"]
     assert [w["expires_at"] for w in listed if w["name"] == "wanted"] == ["2031-12-31T23:59:59Z"]

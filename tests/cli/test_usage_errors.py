@@ -94,7 +94,7 @@ def test_a_pack_whose_extra_is_missing_is_refused_when_chosen_and_says_how_to_in
     listed = subprocess.run([sys.executable, "-c", script.replace("['gallery', 'create', 'custody', '--pack', "
                                                                    "'fusion']", "['gallery', 'list', '--json']")],
                             capture_output=True, text=True, env=env, timeout=120)
-    assert listed.returncode == 0 and json.loads(listed.stdout) == []  # nothing was created
+    assert listed.returncode == 0 and json.loads(listed.stdout)["items"] == []  # nothing was created
 
 
 def test_every_command_and_option_says_what_it_is_for():

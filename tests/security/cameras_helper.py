@@ -11,7 +11,7 @@ def register_sources(vigil, sources: list[dict]) -> None:
     from vigil.services.cameras import list_cameras, register_camera
 
     admin = vigil.cli_actor()
-    known = {c["name"] for c in list_cameras(vigil, admin)}
+    known = {c["name"] for c in list_cameras(vigil, admin, limit=1000).items}
     for entry in sources:
         name, source = entry.get("camera"), str(entry.get("source") or "")
         if not source or name in known:

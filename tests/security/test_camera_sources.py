@@ -67,7 +67,7 @@ def test_an_operator_cannot_make_the_server_fetch_a_url_or_read_its_disk(vigil, 
         assert r.status_code in (400, 403, 422), r.text
         assert "not a registered camera" in r.text and "Traceback" not in r.text
     # a supervisor is never asked to authorise it: nothing was created
-    assert client.get("/api/deployments", headers=headers["supervisor"]).json() == []
+    assert client.get("/api/deployments", headers=headers["supervisor"]).json() == {"items": [], "next_cursor": None}
     refused = audit_entries(vigil, "camera.source_refused")
     assert len(refused) == 3 and {e["actor"] for e in refused} == {"operator1"}
     assert "secret" not in json.dumps(refused) or "/internal/admin" in json.dumps(refused)
@@ -91,7 +91,7 @@ def test_administrators_register_cameras_and_operators_pick_them_by_name(vigil, 
     for name, source in (("north", str(video)), ("gate", "rtsp://viewer:hunter2@10.0.0.7/stream1")):
         r = client.post("/api/cameras", json={"name": name, "source": source}, headers=headers["admin"])
         assert r.status_code == 201, r.text
-    listed = client.get("/api/cameras", headers=headers["operator"]).json()
+    listed = client.get("/api/cameras", headers=headers["operator"]).json()["items"]
     assert {c["name"] for c in listed} == {"north", "gate"}
     assert "hunter2" not in json.dumps(listed)  # a camera's password is never shown
     r = client.post("/api/deployments", json=_deployment_body([{"camera": "north"}, {"camera": "gate"}]),

@@ -208,7 +208,7 @@ def test_api_reset_password_and_forged_or_sessionless_jwts(vigil, app, client, o
 
 def test_my_sessions_lists_the_callers_own(app, client, olive):
     access = login(client).json()["access_token"]
-    rows = TestClient(app).get("/api/me/sessions", headers=bearer(access)).json()
+    rows = TestClient(app).get("/api/me/sessions", headers=bearer(access)).json()["items"]
     assert len(rows) == 1 and rows[0]["revoked_at"] is None and rows[0]["client"] == "testclient"
 
 

@@ -132,7 +132,7 @@ def test_operators_see_no_custody_members(vigil, admin, listed):
     operator = Actor("olive", "operator")
     with pytest.raises(PermissionDenied, match="not galleries"):
         collection_members(vigil, operator, "gallery", "custody")
-    assert [m["name"] for m in collection_members(vigil, INVESTIGATOR, "gallery", "custody")] == ["Joe Biden"]
+    assert [m["name"] for m in collection_members(vigil, INVESTIGATOR, "gallery", "custody").items] == ["Joe Biden"]
 
 
 def test_deleting_a_collection_that_would_erase_subjects_needs_the_erasure_permission(vigil, admin, listed,

@@ -92,7 +92,7 @@ def _kill_heartbeat(vigil, dep_id):
 def test_a_dead_runner_is_detected_and_stopped_from_the_cli(vigil, admin, watchlist, video, home):  # noqa: F811
     dep_id = started(vigil, admin, video)
     _kill_heartbeat(vigil, dep_id)
-    listed = {d["id"]: d for d in list_deployments(vigil, admin)}
+    listed = {d["id"]: d for d in list_deployments(vigil, admin).items}
     assert listed[dep_id]["status"] == "running" and listed[dep_id]["runner_stale"] is True
     with pytest.raises(PolicyError, match="no heartbeat since"):  # a restart says what is wrong
         start_deployment(vigil, admin, dep_id)
@@ -205,7 +205,7 @@ def test_the_supervisor_sees_what_they_authorise_and_can_reject_with_a_reason(vi
     default = view["thresholds"]["default"]
     assert default["accepted_false_alerts_per_10000_faces"] == 1.0 and 0 < default["threshold"] < 1
     assert default["expected_miss_rate"] is not None and view["cameras"] == ["north"]
-    assert [d["id"] for d in list_deployments(vigil, admin, "draft")] == [dep["id"]]  # waiting for authorisation
+    assert [d["id"] for d in list_deployments(vigil, admin, "draft").items] == [dep["id"]]  # waiting for authorisation
     with pytest.raises(VigilError, match="needs a reason"):
         reject_deployment(vigil, admin, dep["id"], " ")
     with pytest.raises(PermissionDenied):
@@ -213,12 +213,12 @@ def test_the_supervisor_sees_what_they_authorise_and_can_reject_with_a_reason(vi
     done = reject_deployment(vigil, Actor("sam", "supervisor"), dep["id"], "no intelligence case for this site")
     assert done["status"] == "cancelled" and "rejected by sam: no intelligence case" in done["ended_because"]
     assert audit_entries(vigil, "deployment.rejected", dep["id"])[0]["reason"] == "no intelligence case for this site"
-    assert list_deployments(vigil, admin, "draft") == []
+    assert list_deployments(vigil, admin, "draft").items == []
     client, headers = api_client(vigil, settings, admin, roles=("supervisor",))
     other = make(vigil, admin, video, name="second plan")
     r = client.get(f"/api/deployments/{other['id']}/authorisation", headers=headers["supervisor"])
     assert r.status_code == 200 and r.json()["watchlist_entries"] == 1
     assert [d["id"] for d in client.get("/api/deployments", params={"status": "draft"},
-                                        headers=headers["supervisor"]).json()] == [other["id"]]
+                                        headers=headers["supervisor"]).json()["items"]] == [other["id"]]
     out = cli(settings.home, "deployment", "review", str(other["id"]))
     assert out.returncode == 0 and "1 person," in out.stdout and "false alert(s) per 10,000 faces" in out.stdout

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from vigil.api.auth import (
     COOKIE, Credentials, bearer_or_cookie, cookie_secure, current_actor, current_credentials, oauth2,
 )
-from vigil.api.schemas import LoginForm, TokenIn
+from vigil.api.schemas import Cursor, Limit, LoginForm, TokenIn
 from vigil.services import Actor
 from vigil.services import accounts
 from vigil.services.authentication import login, logout
@@ -45,14 +45,14 @@ def me(actor: Actor = Depends(current_actor)):
 
 
 @router.get("/me/sessions")
-def my_sessions(request: Request, actor: Actor = Depends(current_actor)):
-    return accounts.my_sessions(request.app.state.vigil, actor)
+def my_sessions(request: Request, limit: Limit = 100, cursor: Cursor = None, actor: Actor = Depends(current_actor)):
+    return accounts.my_sessions(request.app.state.vigil, actor, cursor=cursor, limit=limit).as_dict()
 
 
 @router.get("/me/tokens")
-def my_tokens(request: Request, actor: Actor = Depends(current_actor)):
-    """The caller's API tokens with their ids (never the secret)."""
-    return accounts.list_tokens(request.app.state.vigil, actor)
+def my_tokens(request: Request, limit: Limit = 100, cursor: Cursor = None, actor: Actor = Depends(current_actor)):
+    """The caller's API tokens with their ids (never the secret), newest first."""
+    return accounts.list_tokens(request.app.state.vigil, actor, cursor=cursor, limit=limit).as_dict()
 
 
 @router.post("/me/tokens")

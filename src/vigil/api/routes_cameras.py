@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from vigil.api.auth import current_actor
+from vigil.api.schemas import Cursor, Limit
 from vigil.services import Actor
 from vigil.services.cameras import list_cameras, register_camera, remove_camera
 
@@ -20,8 +21,8 @@ class CameraRegistrationIn(BaseModel):
 
 
 @router.get("/cameras")
-def cameras(request: Request, actor: Actor = Depends(current_actor)):
-    return list_cameras(request.app.state.vigil, actor)
+def cameras(request: Request, limit: Limit = 100, cursor: Cursor = None, actor: Actor = Depends(current_actor)):
+    return list_cameras(request.app.state.vigil, actor, cursor=cursor, limit=limit).as_dict()
 
 
 @router.post("/cameras", status_code=201)

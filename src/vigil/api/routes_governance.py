@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
 from vigil.api.auth import current_actor
-from vigil.api.schemas import MAX_ID, REPORT_FORMATS, Id, ReportFormat, RoleIn, UserIn, Username, UtcDateTime, Year
+from vigil.api.schemas import REPORT_FORMATS, Cursor, Id, Limit, ReportFormat, RoleIn, UserIn, Username, UtcDateTime, Year
 from vigil.services import Actor, accounts, audit_views, reports
 from vigil.services.audit_views import entries_csv
 from vigil.services.search_records import list_searches
@@ -22,19 +22,19 @@ router = APIRouter(prefix="/api", tags=["accountability"])
 def audit(request: Request, action: Annotated[str | None, Query(max_length=60)] = None,
           actor_name: Annotated[str | None, Query(max_length=80)] = None,
           object_type: Annotated[str | None, Query(max_length=40)] = None,
-          limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-          before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
           since: Annotated[UtcDateTime | None, Query(description="from this instant (UTC if naive)")] = None,
           until: Annotated[UtcDateTime | None, Query(description="to this instant, inclusive")] = None,
-          format: Annotated[Literal["json", "csv"], Query(description="csv: a spreadsheet export")] = "json",
-          actor: Actor = Depends(current_actor)):
-    entries = audit_views.list_audit(request.app.state.vigil, actor, action=action, actor_name=actor_name,
-                                     object_type=object_type, limit=limit, before=before, since=since, until=until)
+          format: Annotated[Literal["json", "csv"], Query(
+              description="csv: a spreadsheet export of every entry the filters select (not paged)")] = "json",
+          limit: Limit = 100, cursor: Cursor = None, actor: Actor = Depends(current_actor)):
+    """Entries newest first, one page at a time; ``format=csv`` exports them all."""
+    filters = {"action": action, "actor_name": actor_name, "object_type": object_type, "since": since, "until": until}
     if format == "csv":
+        entries = audit_views.audit_entries(request.app.state.vigil, actor, **filters)
         return PlainTextResponse(entries_csv(entries), media_type="text/csv",
                                  headers={"Content-Disposition": 'attachment; filename="audit.csv"',
                                           "Cache-Control": "no-store"})
-    return entries
+    return audit_views.list_audit(request.app.state.vigil, actor, cursor=cursor, limit=limit, **filters).as_dict()
 
 
 @router.get("/searches")
@@ -42,16 +42,16 @@ def searches(request: Request, since: Annotated[UtcDateTime | None, Query()] = N
              until: Annotated[UtcDateTime | None, Query()] = None,
              case_ref: Annotated[str | None, Query(max_length=200)] = None,
              by: Annotated[str | None, Query(max_length=80)] = None,
-             limit: Annotated[int, Query(ge=1, le=1000)] = 100, actor: Actor = Depends(current_actor)):
-    """Who searched which gallery, when, for which case and why (investigators: their own)."""
+             limit: Limit = 100, cursor: Cursor = None, actor: Actor = Depends(current_actor)):
+    """Who searched which gallery, when, for which case and why (investigators: their own), newest first."""
     return list_searches(request.app.state.vigil, actor, since=since, until=until, case_ref=case_ref, by=by,
-                         limit=limit)
+                         cursor=cursor, limit=limit).as_dict()
 
 
 @router.get("/tokens")
-def tokens(request: Request, actor: Actor = Depends(current_actor)):
-    """Every API token with its id and owner (administrators and auditors); never the secret."""
-    return accounts.list_tokens(request.app.state.vigil, actor, all_users=True)
+def tokens(request: Request, limit: Limit = 100, cursor: Cursor = None, actor: Actor = Depends(current_actor)):
+    """Every API token with its id and owner (administrators and auditors), newest first; never the secret."""
+    return accounts.list_tokens(request.app.state.vigil, actor, all_users=True, cursor=cursor, limit=limit).as_dict()
 
 
 @router.get("/audit/verify")
@@ -87,9 +87,11 @@ def retention(request: Request, actor: Actor = Depends(current_actor)):
 
 
 @router.get("/users")
-def users(request: Request, actor: Actor = Depends(current_actor)):
-    return [{k: u[k] for k in ("username", "role", "disabled")} for u in accounts.list_users(request.app.state.vigil,
-                                                                                              actor)]
+def users(request: Request, limit: Limit = 100, cursor: Cursor = None, actor: Actor = Depends(current_actor)):
+    """Users by name, one page at a time."""
+    page = accounts.list_users(request.app.state.vigil, actor, cursor=cursor, limit=limit)
+    return {"items": [{k: u[k] for k in ("username", "role", "disabled")} for u in page.items],
+            "next_cursor": page.next_cursor}
 
 
 @router.post("/users", status_code=201)

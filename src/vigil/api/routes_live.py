@@ -13,11 +13,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from vigil.api.auth import current_actor
 from vigil.api.schemas import (
-    JPEG, MAX_ID, AfterId, AuthoriseIn, CancelIn, DecisionIn, DeploymentIn, DeploymentState, Id, OutcomesIn,
+    JPEG, MAX_ID, AfterId, AuthoriseIn, Cursor, Limit, CancelIn, DecisionIn, DeploymentIn, DeploymentState, Id, OutcomesIn,
     RejectIn, RunIn,
 )
 from vigil.services import Actor
-from vigil.services.alerts import alert_image, decide, list_alerts, read_clip, show_alert
+from vigil.services.alerts import alert_image, alerts_after, decide, latest_alert_id, list_alerts, read_clip, show_alert
 from vigil.services.authorisation_view import authorisation_view
 from vigil.services.deployments import (
     authorise_deployment, cancel_deployment, create_deployment, list_deployments, record_outcomes, reject_deployment,
@@ -31,8 +31,8 @@ router = APIRouter(prefix="/api", tags=["live"])
 @router.get("/deployments")
 def deployments(request: Request, status: Annotated[DeploymentState | None, Query(
         description="only this state (draft: waiting for authorisation)")] = None,
-        actor: Actor = Depends(current_actor)):
-    return list_deployments(request.app.state.vigil, actor, status)
+        limit: Limit = 100, cursor: Cursor = None, actor: Actor = Depends(current_actor)):
+    return list_deployments(request.app.state.vigil, actor, status, cursor=cursor, limit=limit).as_dict()
 
 
 @router.get("/deployments/{dep_id}/authorisation")
@@ -98,10 +98,15 @@ def outcomes(dep_id: Id, body: OutcomesIn, request: Request, actor: Actor = Depe
 
 @router.get("/alerts")
 def alerts(request: Request, deployment_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-           undecided: bool = False, after_id: AfterId = 0,
-           actor: Actor = Depends(current_actor)):
-    return list_alerts(request.app.state.vigil, actor, deployment_id=deployment_id, undecided_only=undecided,
-                       after_id=after_id)
+           subject_id: Annotated[str | None, Query(min_length=1, max_length=40,
+                                                   description="one subject's alerts (their history)")] = None,
+           undecided: bool = False, decision: Annotated[Literal["confirmed", "false_alert", "unverified"] | None,
+                                                       Query(description="only alerts with this decision")] = None,
+           after_id: AfterId = 0, limit: Limit = 100, cursor: Cursor = None, actor: Actor = Depends(current_actor)):
+    """Alerts newest first, one page at a time."""
+    return list_alerts(request.app.state.vigil, actor, deployment_id=deployment_id, subject_id=subject_id,
+                       undecided_only=undecided, decision=decision, after_id=after_id, cursor=cursor,
+                       limit=limit).as_dict()
 
 
 @router.post("/alerts/{alert_id}/decision")
@@ -146,13 +151,13 @@ async def stream(request: Request, after_id: AfterId = 0, once: bool = False, ac
     if resume.isascii() and resume.isdigit() and int(resume) <= MAX_ID:
         after_id = max(after_id, int(resume))
     # the first query runs before the response starts, so a refused role gets its 403
-    existing = await asyncio.to_thread(list_alerts, vigil, actor, limit=1)
+    latest = await asyncio.to_thread(latest_alert_id, vigil, actor)
 
     async def events():
-        last = after_id or (existing[0]["alert_id"] if existing else 0)
+        last = after_id or latest
         beat = 0.0
         while not await request.is_disconnected():
-            new = await asyncio.to_thread(list_alerts, vigil, actor, after_id=last)
+            new = await asyncio.to_thread(alerts_after, vigil, actor, last)
             for alert in new:
                 last = max(last, alert["alert_id"])
                 yield f"id: {alert['alert_id']}\nevent: alert\ndata: {json.dumps(alert)}\n\n"

@@ -4,11 +4,13 @@ permission, so a role without it gets PermissionDenied (403)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response
 
 from vigil.api.auth import current_actor
-from vigil.api.schemas import JPEG, AuthoriseIn, CollectionIn, CollectionName, DeleteIn, MemberIn, SubjectId
+from vigil.api.schemas import JPEG, AuthoriseIn, CollectionIn, CollectionName, Cursor, Limit, DeleteIn, MemberIn, SubjectId
 from vigil.errors import QualityError, VigilError
 from vigil.services import Actor
 from vigil.services import collections as collections_service
@@ -61,8 +63,9 @@ def collection_router(plural: str) -> APIRouter:
     r = APIRouter(prefix="/api", tags=[plural])
 
     @r.get(f"/{plural}")
-    def list_(request: Request, actor: Actor = Depends(current_actor)):
-        return collections_service.list_collections(request.app.state.vigil, actor, kind)
+    def list_(request: Request, limit: Limit = 100, cursor: Cursor = None, actor: Actor = Depends(current_actor)):
+        return collections_service.list_collections(request.app.state.vigil, actor, kind, cursor=cursor,
+                                                    limit=limit).as_dict()
 
     @r.post(f"/{plural}", status_code=201)
     def create(body: CollectionIn, request: Request, actor: Actor = Depends(current_actor)):
@@ -76,8 +79,12 @@ def collection_router(plural: str) -> APIRouter:
         return collections_service.show_collection(request.app.state.vigil, actor, kind, name)
 
     @r.get(f"/{plural}/{{name}}/subjects")
-    def members(name: CollectionName, request: Request, actor: Actor = Depends(current_actor)):
-        return collections_service.collection_members(request.app.state.vigil, actor, kind, name)
+    def members(name: CollectionName, request: Request,
+                q: Annotated[str | None, Query(max_length=200, description="name or reference contains this")] = None,
+                limit: Limit = 100, cursor: Cursor = None, actor: Actor = Depends(current_actor)):
+        """The subjects, by name, one page at a time."""
+        return collections_service.collection_members(request.app.state.vigil, actor, kind, name, q=q,
+                                                      cursor=cursor, limit=limit).as_dict()
 
     @r.post(f"/{plural}/{{name}}/expire")
     def expire(name: CollectionName, request: Request, actor: Actor = Depends(current_actor)):

@@ -47,6 +47,10 @@ Year = Annotated[int, Path(ge=2000, le=2100, description="the reports cover 2000
 Role = Literal["admin", "supervisor", "operator", "investigator", "auditor"]
 ReportFormat = Annotated[Literal["json", "html", "csv", "png"], Query()]
 AfterId = Annotated[int, Query(ge=0, le=MAX_ID, description="only alerts with a larger id")]
+# Every list is paged (vigil.services.pages): limit and cursor in; items and next_cursor out.
+Limit = Annotated[int, Query(ge=1, le=1000, description="how many items a page holds at most (1 to 1,000)")]
+Cursor = Annotated[str | None, Query(min_length=1, max_length=400, pattern=r"^[A-Za-z0-9_-]+$",
+                                     description="the previous page's next_cursor, unchanged; none for the first page")]
 
 
 class Body(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from vigil.cli.common import JsonOpt, console, emit
+from vigil.cli.common import CursorOpt, JsonOpt, LimitOpt, console, emit, emit_page
 from vigil.cli.common_ctx import ctx
 
 camera_app = typer.Typer(help="Registered cameras: the sources deployments may read (administrators).",
@@ -32,7 +32,7 @@ def camera_add(name: str = typer.Argument(..., help="The name operators pick in 
 
 
 @camera_app.command("list")
-def camera_list(as_json: bool = JsonOpt) -> None:
+def camera_list(limit: int = LimitOpt, cursor: str = CursorOpt, as_json: bool = JsonOpt) -> None:
     """The registered cameras (passwords in URLs are never shown)."""
     from vigil.services.cameras import list_cameras
 
@@ -46,7 +46,7 @@ def camera_list(as_json: bool = JsonOpt) -> None:
             table.add_row(r["name"], r["kind"], r["source"], r["registered_by"], r["description"])
         console.print(table)
 
-    emit(list_cameras(vigil, actor), as_json, human)
+    emit_page(list_cameras(vigil, actor, cursor=cursor, limit=limit), as_json, human, "vigil camera list")
 
 
 @camera_app.command("remove")

@@ -49,3 +49,18 @@ def emit(data: Any, as_json: bool, human: Callable[[Any], None] | None = None) -
         print_json(data)
     else:
         human(data)
+
+
+LimitOpt = typer.Option(100, "--limit", min=1, max=1000, help="At most this many rows (one page; 1 to 1,000).")
+CursorOpt = typer.Option(None, "--cursor", help="The next page: the cursor the previous page printed.")
+
+
+def emit_page(page, as_json: bool, human: Callable[[list], None], command: str) -> None:
+    """One page of a list: ``{"items", "next_cursor"}`` as JSON, or the table and, when more
+    rows follow, the command that shows them."""
+    if as_json:
+        print_json(page.as_dict())
+        return
+    human(page.items)
+    if page.next_cursor:
+        console.print(f"More rows follow: {command} --cursor {page.next_cursor}", markup=False, highlight=False)

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from vigil.cli.common import JsonOpt, console, emit
+from vigil.cli.common import CursorOpt, JsonOpt, LimitOpt, console, emit, emit_page, err_console
 from vigil.cli.common_ctx import ctx
 from vigil.errors import VigilError
 
@@ -44,12 +44,12 @@ def user_add(username: str,
 
 
 @user_app.command("list")
-def user_list(as_json: bool = JsonOpt) -> None:
+def user_list(limit: int = LimitOpt, cursor: str = CursorOpt, as_json: bool = JsonOpt) -> None:
     """Users with their role and state."""
     from vigil.services import accounts
 
     vigil, actor = ctx()
-    rows = accounts.list_users(vigil, actor)
+    page = accounts.list_users(vigil, actor, cursor=cursor, limit=limit)
 
     def human(rs):
         table = Table(title="Users")
@@ -59,7 +59,7 @@ def user_list(as_json: bool = JsonOpt) -> None:
             table.add_row(r["username"], r["role"], "yes" if r["disabled"] else "", r["os_user"] or "")
         console.print(table)
 
-    emit(rows, as_json, human)
+    emit_page(page, as_json, human, "vigil user list")
 
 
 @user_app.command("whoami")
@@ -138,12 +138,12 @@ def token_create(user: str = typer.Option(None, "--user", help="For another user
 
 @token_app.command("list")
 def token_list(all_users: bool = typer.Option(False, "--all", help="Everyone's tokens (administrators, auditors)."),
-               as_json: bool = JsonOpt) -> None:
+               limit: int = LimitOpt, cursor: str = CursorOpt, as_json: bool = JsonOpt) -> None:
     """API tokens with their ids (to revoke one), owner, expiry and last use; never the secret."""
     from vigil.services import accounts
 
     vigil, actor = ctx()
-    rows = accounts.list_tokens(vigil, actor, all_users=all_users)
+    page = accounts.list_tokens(vigil, actor, all_users=all_users, cursor=cursor, limit=limit)
 
     def human(rs):
         table = Table(title="API tokens (newest first)")
@@ -155,7 +155,7 @@ def token_list(all_users: bool = typer.Option(False, "--all", help="Everyone's t
                           r["expires_at"] or "never", r["last_used_at"] or "never", state)
         console.print(table)
 
-    emit(rows, as_json, human)
+    emit_page(page, as_json, human, "vigil token list" + (" --all" if all_users else ""))
 
 
 @token_app.command("revoke")
@@ -231,8 +231,9 @@ def _period(since: str | None, until: str | None) -> dict:
 def audit_list(action: str = typer.Option(None, "--action", help="Action prefix, e.g. auth. or deployment."),
                actor_name: str = typer.Option(None, "--actor", help="Only entries by this username."),
                since: str = SinceOpt, until: str = UntilOpt,
-               limit: int = typer.Option(50, "--limit", min=1, max=1000, help="At most this many rows."),
-               fmt: str = typer.Option("table", "--format", help="table | csv | json"),
+               limit: int = LimitOpt, cursor: str = CursorOpt,
+               fmt: str = typer.Option("table", "--format", help="table | csv | json (with --out: every entry "
+                                       "the filters select; else one page)"),
                out: Path = typer.Option(None, "--out", help="Write the entries to this file (csv or json)."),
                as_json: bool = JsonOpt) -> None:
     """Audit entries, newest first, filtered by action, actor and period; export as CSV or JSON."""
@@ -242,38 +243,42 @@ def audit_list(action: str = typer.Option(None, "--action", help="Action prefix,
     if fmt not in ("table", "csv", "json"):
         raise VigilError("--format is table, csv or json")
     vigil, actor = ctx()
-    filters = {"action": action, "actor_name": actor_name, "limit": limit, **_period(since, until)}
+    filters = {"action": action, "actor_name": actor_name, **_period(since, until)}
     if out is not None:
         done = audit_views.export_audit(vigil, actor, out, "json" if fmt == "table" else fmt, **filters)
         emit(done, as_json, lambda d: console.print(f"{d['entries']} entries written to {d['path']} ({d['format']}); "
                                                      "the export is recorded in the audit log"))
         return
-    rows = audit_views.list_audit(vigil, actor, **filters)
-    fmt = "json" if as_json else fmt
-    if fmt in ("csv", "json"):
-        text = entries_csv(rows) if fmt == "csv" else json.dumps(rows, indent=1)
+    page = audit_views.list_audit(vigil, actor, cursor=cursor, limit=limit, **filters)
+    if fmt == "csv" and not as_json:
+        text = entries_csv(page.items)
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        if page.next_cursor:
+            err_console.print(f"More rows follow: add --cursor {page.next_cursor}", markup=False, highlight=False)
         return
-    table = Table(title="Audit log (newest first)")
-    for col in ("seq", "time", "actor", "action", "object", "details"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(str(r["seq"]), r["ts"], r["actor"], r["action"], f"{r['object_type']} {r['object_id']}",
-                      json.dumps(r["details"])[:80])
-    console.print(table)
+
+    def human(rows):
+        table = Table(title="Audit log (newest first)")
+        for col in ("seq", "time", "actor", "action", "object", "details"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(str(r["seq"]), r["ts"], r["actor"], r["action"], f"{r['object_type']} {r['object_id']}",
+                          json.dumps(r["details"])[:80])
+        console.print(table)
+
+    emit_page(page, as_json or fmt == "json", human, "vigil audit list (the same filters)")
 
 
 @audit_app.command("searches")
 def audit_searches(since: str = SinceOpt, until: str = UntilOpt,
                    case_ref: str = typer.Option(None, "--case", help="Only this case reference."),
                    by: str = typer.Option(None, "--by", help="Only this user's searches."),
-                   limit: int = typer.Option(100, "--limit", min=1, max=1000, help="At most this many rows."),
-                   as_json: bool = JsonOpt) -> None:
+                   limit: int = LimitOpt, cursor: str = CursorOpt, as_json: bool = JsonOpt) -> None:
     """Retrospective searches: who searched which gallery, when, for which case and why."""
     from vigil.services.search_records import list_searches
 
     vigil, actor = ctx()
-    rows = list_searches(vigil, actor, **_period(since, until), case_ref=case_ref, by=by, limit=limit)
+    page = list_searches(vigil, actor, **_period(since, until), case_ref=case_ref, by=by, cursor=cursor, limit=limit)
 
     def human(rs):
         table = Table(title="Searches (newest first)")
@@ -284,7 +289,7 @@ def audit_searches(since: str = SinceOpt, until: str = UntilOpt,
                           r["probe"], str(r["faces"]), str(r["candidates"]))
         console.print(table)
 
-    emit(rows, as_json, human)
+    emit_page(page, as_json, human, "vigil audit searches (the same filters)")
 
 
 @retention_app.command("run")

@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from vigil.cli.common import JsonOpt, console, emit
+from vigil.cli.common import CursorOpt, JsonOpt, LimitOpt, console, emit, emit_page
 from vigil.cli.common_ctx import ctx
 from vigil.errors import VigilError
 
@@ -193,12 +193,13 @@ def deployment_run(deployment: str,
 def deployment_list(waiting: bool = typer.Option(False, "--waiting", help="Only plans waiting for authorisation."),
                     status: str = typer.Option(None, "--status", help="Only this state (draft, authorised, running, "
                                                "ended, failed, cancelled)."),
-                    as_json: bool = JsonOpt) -> None:
+                    limit: int = LimitOpt, cursor: str = CursorOpt, as_json: bool = JsonOpt) -> None:
     """Deployments, newest first."""
     from vigil.services.deployments import list_deployments
 
     vigil, actor = ctx()
-    rows = list_deployments(vigil, actor, "draft" if waiting else status)
+    status = "draft" if waiting else status
+    page = list_deployments(vigil, actor, status, cursor=cursor, limit=limit)
 
     def human(rs):
         table = Table(title="Deployments")
@@ -210,7 +211,7 @@ def deployment_list(waiting: bool = typer.Option(False, "--waiting", help="Only 
                           r["authorised_by"] or "-", f"{r['window_start']} .. {r['window_end']}")
         console.print(table)
 
-    emit(rows, as_json, human)
+    emit_page(page, as_json, human, "vigil deployment list" + (f" --status {status}" if status else ""))
 
 
 @deployment_app.command("show")
@@ -307,13 +308,17 @@ def deployment_outcomes(deployment: str,
 
 @alert_app.command("list")
 def alert_list(deployment: str = typer.Option(None, "--deployment", help="Only this deployment's alerts."),
+               subject: str = typer.Option(None, "--subject", help="Only this subject's alerts (their history)."),
                undecided: bool = typer.Option(False, "--undecided", help="Only alerts awaiting a decision."),
-               as_json: bool = JsonOpt) -> None:
+               decision: str = typer.Option(None, "--decision", help="Only alerts with this decision: confirmed, "
+                                            "false_alert or unverified."),
+               limit: int = LimitOpt, cursor: str = CursorOpt, as_json: bool = JsonOpt) -> None:
     """Alerts, newest first, with their decision."""
     from vigil.services.alerts import list_alerts
 
     vigil, actor = ctx()
-    rows = list_alerts(vigil, actor, deployment_id=deployment, undecided_only=undecided)
+    page = list_alerts(vigil, actor, deployment_id=deployment, subject_id=subject, undecided_only=undecided,
+                       decision=decision, cursor=cursor, limit=limit)
 
     def human(rs):
         table = Table(title="Alerts")
@@ -325,7 +330,9 @@ def alert_list(deployment: str = typer.Option(None, "--deployment", help="Only t
                           r["decision"] or "[yellow]UNDECIDED[/]", r["outcome"] or "-")
         console.print(table)
 
-    emit(rows, as_json, human)
+    more = "".join(f" {flag} {value}" for flag, value in (("--deployment", deployment), ("--subject", subject),
+                                                           ("--decision", decision)) if value)
+    emit_page(page, as_json, human, "vigil alert list" + more + (" --undecided" if undecided else ""))
 
 
 @alert_app.command("decide")

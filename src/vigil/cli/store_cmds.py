@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from vigil.cli.common import JsonOpt, PackOpt, console, emit, settings
+from vigil.cli.common import CursorOpt, JsonOpt, LimitOpt, PackOpt, console, emit, emit_page, settings
 from vigil.cli.common_ctx import ctx
 from vigil.errors import VigilError
 
@@ -59,11 +59,11 @@ def _create(kind: str, name: str, pack: str | None, purpose: str, legal_basis: s
     emit(data, as_json, lambda d: console.print(f"Created {kind} {d['name']!r} (id {d['id']}, {d['model_id']})"))
 
 
-def _list(kind: str, as_json: bool) -> None:
+def _list(kind: str, as_json: bool, limit: int, cursor: str | None) -> None:
     from vigil.services.collections import list_collections
 
     vigil, actor = ctx()
-    rows = list_collections(vigil, actor, kind)
+    page = list_collections(vigil, actor, kind, cursor=cursor, limit=limit)
 
     def human(rs):
         table = Table(title=f"{kind.title()}s")
@@ -74,7 +74,28 @@ def _list(kind: str, as_json: bool) -> None:
                           r["authorised_by"] or "-", r["expires_at"] or "-")
         console.print(table)
 
-    emit(rows, as_json, human)
+    emit_page(page, as_json, human, f"vigil {kind} list")
+
+
+def _subjects(kind: str, name: str, search: str | None, as_json: bool, limit: int, cursor: str | None) -> None:
+    from vigil.services.collections import collection_members
+
+    vigil, actor = ctx()
+    page = collection_members(vigil, actor, kind, name, q=search, cursor=cursor, limit=limit)
+
+    def human(rows):
+        table = Table(title=f"Subjects of {kind} {name!r}" + (f" matching {search!r}" if search else ""))
+        for col in ("id", "name", "category", "reference"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(r["id"], r["name"], r["category"], r["reference"] or "-")
+        console.print(table)
+
+    more = f" --search {search!r}" if search else ""
+    emit_page(page, as_json, human, f"vigil {kind} subjects {name!r}{more}")
+
+
+SearchOpt = typer.Option(None, "--search", help="Only subjects whose name or reference contains this.")
 
 
 def _show(kind: str, name: str, as_json: bool) -> None:
@@ -105,9 +126,16 @@ def gallery_create(name: str,
 
 
 @gallery_app.command("list")
-def gallery_list(as_json: bool = JsonOpt) -> None:
+def gallery_list(limit: int = LimitOpt, cursor: str = CursorOpt, as_json: bool = JsonOpt) -> None:
     """Galleries with their size, model and status."""
-    _list("gallery", as_json)
+    _list("gallery", as_json, limit, cursor)
+
+
+@gallery_app.command("subjects")
+def gallery_subjects(name: str, search: str = SearchOpt, limit: int = LimitOpt, cursor: str = CursorOpt,
+                   as_json: bool = JsonOpt) -> None:
+    """The gallery's subjects by name, a page at a time."""
+    _subjects("gallery", name, search, as_json, limit, cursor)
 
 
 @gallery_app.command("show")
@@ -137,9 +165,16 @@ def watchlist_create(
 
 
 @watchlist_app.command("list")
-def watchlist_list(as_json: bool = JsonOpt) -> None:
+def watchlist_list(limit: int = LimitOpt, cursor: str = CursorOpt, as_json: bool = JsonOpt) -> None:
     """Watchlists with their size, model, status, who authorised them and expiry."""
-    _list("watchlist", as_json)
+    _list("watchlist", as_json, limit, cursor)
+
+
+@watchlist_app.command("subjects")
+def watchlist_subjects(name: str, search: str = SearchOpt, limit: int = LimitOpt, cursor: str = CursorOpt,
+                   as_json: bool = JsonOpt) -> None:
+    """The watchlist's subjects by name, a page at a time."""
+    _subjects("watchlist", name, search, as_json, limit, cursor)
 
 
 @watchlist_app.command("show")

@@ -24,7 +24,7 @@ def _stamp(value: datetime) -> str:
 def query_entries(session: Session, *, action: str | None = None, actor_name: str | None = None,
                   object_type: str | None = None, limit: int = 100, before: int | None = None,
                   since: datetime | None = None, until: datetime | None = None) -> list[dict]:
-    """Entries newest first, filtered; at most ``MAX_ROWS``. ``action`` matches a prefix
+    """Entries newest first, filtered; at most ``MAX_ROWS`` + 1 (a page and a look ahead). ``action`` matches a prefix
     (``auth.`` for every login event); ``before`` pages back from a sequence number;
     ``since``/``until`` bound the time (UTC, both inclusive to the second)."""
     query = select(AuditEntry)
@@ -40,7 +40,7 @@ def query_entries(session: Session, *, action: str | None = None, actor_name: st
         query = query.where(AuditEntry.object_type == object_type)
     if before:
         query = query.where(AuditEntry.seq < before)
-    rows = session.scalars(query.order_by(AuditEntry.seq.desc()).limit(max(1, min(limit, MAX_ROWS)))).all()
+    rows = session.scalars(query.order_by(AuditEntry.seq.desc()).limit(max(1, min(limit, MAX_ROWS + 1)))).all()
     return [{"seq": e.seq, "ts": e.ts, "actor": e.actor, "action": e.action, "object_type": e.object_type,
              "object_id": e.object_id, "details": json.loads(e.details)} for e in rows]
 

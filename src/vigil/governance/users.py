@@ -111,10 +111,6 @@ def find_user(session: Session, username: str) -> User | None:
     return session.scalar(select(User).where(User.username == username))
 
 
-def list_users(session: Session) -> list[User]:
-    return list(session.scalars(select(User).order_by(User.username)))
-
-
 def require_enabled(user: User | None) -> User:
     if user is None:
         raise AuthenticationError("no such user")
@@ -164,11 +160,6 @@ def end_session(session: Session, session_id: str, reason: str) -> dict:
                                                     ApiToken.revoked_at.is_(None))
                              .values(revoked_at=now)).rowcount
     return {"sessions_revoked": int(ended or 0), "tokens_revoked": int(tokens or 0)}
-
-
-def user_sessions(session: Session, user_id: int) -> list[LoginSession]:
-    return list(session.scalars(select(LoginSession).where(LoginSession.user_id == user_id)
-                                .order_by(LoginSession.created_at.desc())))
 
 
 # -- login throttling -------------------------------------------------------------------------

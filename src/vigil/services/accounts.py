@@ -9,14 +9,17 @@ may be compromised, and whatever was minted with the old password must not outli
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 
 from vigil.errors import AuthenticationError, PermissionDenied, VigilError
 from vigil.governance import users
 from vigil.governance.permissions import PERMISSIONS, Actor
 from vigil.services.authentication import authenticate
+from vigil.services.pages import Page, keyset_page
 from vigil.services.unit import use_case
-from vigil.store.schema import ApiToken, User
+from vigil.store.schema import ApiToken, LoginSession, User
 from vigil.timeutil import as_utc, iso, utcnow
 
 
@@ -54,9 +57,11 @@ def _user_dict(u) -> dict:
 
 
 # -- users ---------------------------------------------------------------------------------------
-def list_users(vigil, actor: Actor) -> list[dict]:
+def list_users(vigil, actor: Actor, *, cursor: str | None = None, limit: int | None = None) -> Page:
+    """Users by name, one page at a time (:mod:`vigil.services.pages`)."""
     with use_case(vigil, actor, "user.manage") as uow:
-        return [_user_dict(u) for u in users.list_users(uow.session)]
+        return keyset_page(uow.session, select(User), list_name="users", order=[User.username],
+                           key_of=lambda u: (u.username,), item_of=_user_dict, cursor=cursor, limit=limit)
 
 
 def add_user(vigil, actor: Actor, username: str, role: str, *, display_name: str = "", password: str | None = None,
@@ -123,23 +128,26 @@ def create_token(vigil, actor: Actor, *, for_user: str | None = None, name: str 
     return {"id": token_id, "user": target.username, "token": secret}
 
 
-def list_tokens(vigil, actor: Actor, *, all_users: bool = False) -> list[dict]:
+def list_tokens(vigil, actor: Actor, *, all_users: bool = False, cursor: str | None = None,
+                limit: int | None = None) -> Page:
     """API tokens, newest first: one's own, or everyone's (administrators and auditors) so that
     a token can be found and revoked by its id. Never the secret: its first characters only."""
     with use_case(vigil, actor, "token.manage_own") as uow:
-        query = select(ApiToken).order_by(ApiToken.id.desc())
+        query = select(ApiToken)
         if all_users:
             if not (actor.can("user.manage") or actor.can("audit.view")):
                 raise PermissionDenied("only administrators and auditors list everyone's tokens")
         else:
             query = query.where(ApiToken.user_id == actor.user_id)
         now = utcnow()
-        return [{"id": t.id, "user": t.user.username, "name": t.name, "prefix": t.prefix,
-                 "created_at": iso(t.created_at), "expires_at": iso(t.expires_at),
-                 "last_used_at": iso(t.last_used_at), "revoked_at": iso(t.revoked_at),
-                 "from_login_session": t.session_id is not None,
-                 "active": t.revoked_at is None and (t.expires_at is None or as_utc(t.expires_at) > now)}
-                for t in uow.session.scalars(query)]
+        return keyset_page(uow.session, query, list_name="tokens", order=[ApiToken.id], descending=True,
+                           key_of=lambda t: (t.id,), cursor=cursor, limit=limit, item_of=lambda t: {
+                               "id": t.id, "user": t.user.username, "name": t.name, "prefix": t.prefix,
+                               "created_at": iso(t.created_at), "expires_at": iso(t.expires_at),
+                               "last_used_at": iso(t.last_used_at), "revoked_at": iso(t.revoked_at),
+                               "from_login_session": t.session_id is not None,
+                               "active": t.revoked_at is None and (t.expires_at is None
+                                                                   or as_utc(t.expires_at) > now)})
 
 
 def revoke_token(vigil, actor: Actor, token_id: int) -> dict:
@@ -155,11 +163,17 @@ def revoke_token(vigil, actor: Actor, token_id: int) -> dict:
 
 
 # -- sessions ------------------------------------------------------------------------------------
-def my_sessions(vigil, actor: Actor) -> list[dict]:
+def my_sessions(vigil, actor: Actor, *, cursor: str | None = None, limit: int | None = None) -> Page:
     """The caller's own login sessions, newest first (any signed-in user)."""
     if actor.user_id is None:
-        return []
+        return Page([], None)
     with use_case(vigil, actor) as uow:
-        return [{"id": s.id, "created_at": iso(s.created_at), "client": s.client,
-                 "revoked_at": iso(s.revoked_at) if s.revoked_at else None, "revoked_reason": s.revoked_reason}
-                for s in users.user_sessions(uow.session, actor.user_id)]
+        query = select(LoginSession).where(LoginSession.user_id == actor.user_id)
+        return keyset_page(uow.session, query, list_name="sessions",
+                           order=[LoginSession.created_at, LoginSession.id], descending=True,
+                           key_of=lambda s: (as_utc(s.created_at).isoformat(), s.id),
+                           key_from_cursor=lambda k: (as_utc(datetime.fromisoformat(k[0])), k[1]),
+                           cursor=cursor, limit=limit, item_of=lambda s: {
+                               "id": s.id, "created_at": iso(s.created_at), "client": s.client,
+                               "revoked_at": iso(s.revoked_at) if s.revoked_at else None,
+                               "revoked_reason": s.revoked_reason})

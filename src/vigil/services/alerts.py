@@ -22,6 +22,7 @@ from vigil.engine.faces import Face, primary_face
 from vigil.engine.images import crop_around, decode_image, encode_jpeg
 from vigil.errors import NotFoundError, VigilError
 from vigil.governance.permissions import Actor
+from vigil.services.pages import Page, keyset_page
 from vigil.services.unit import use_case
 from vigil.store.exports import add_export_record, check_target
 from vigil.store.schema import Alert, AlertDecision, Collection, Deployment, FaceImage, Subject
@@ -119,24 +120,49 @@ def _get(session, alert_id) -> Alert:
     return alert
 
 
-def list_alerts(vigil, actor: Actor, *, deployment_id=None, undecided_only: bool = False,
-                after_id: int = 0, limit: int = 500) -> list[dict]:
+def _listed(alert: Alert, dep_name: str) -> dict:
+    payload = alert_payload(alert, dep_name)
+    payload.update(undecided=alert.decision is None, has_images=alert.probe_blob_id is not None,
+                   case_ref=alert.case_ref or None)
+    return payload
+
+
+def list_alerts(vigil, actor: Actor, *, deployment_id=None, subject_id: str | None = None,
+                undecided_only: bool = False, decision: str | None = None, after_id: int = 0,
+                cursor: str | None = None, limit: int | None = None) -> Page:
+    """Alerts newest first, one page at a time: all, one deployment's or one subject's (the
+    history an operator checks), only those awaiting a decision, or those with one decision."""
+    if decision is not None and decision not in DECISIONS:
+        raise VigilError(f"decision must be one of {', '.join(DECISIONS)}")
     with use_case(vigil, actor, "alert.view") as uow:
         query = select(Alert, Deployment.name).join(Deployment, Deployment.id == Alert.deployment_id)
         if deployment_id is not None:
             query = query.where(Alert.deployment_id == int(deployment_id))
+        if subject_id:
+            query = query.where(Alert.subject_id == subject_id)
         if undecided_only:
             query = query.where(Alert.decision.is_(None))
+        if decision is not None:
+            query = query.where(Alert.decision == decision)
         if after_id:
-            query = query.where(Alert.id > after_id)
-        rows = uow.session.execute(query.order_by(Alert.id.desc() if not after_id else Alert.id).limit(limit)).all()
-        out = []
-        for alert, dep_name in rows:
-            payload = alert_payload(alert, dep_name)
-            payload.update(undecided=alert.decision is None, has_images=alert.probe_blob_id is not None,
-                           case_ref=alert.case_ref or None)
-            out.append(payload)
-        return out
+            query = query.where(Alert.id > int(after_id))
+        return keyset_page(uow.session, query, list_name="alerts", order=[Alert.id], descending=True, scalars=False,
+                           key_of=lambda row: (row[0].id,), item_of=lambda row: _listed(*row),
+                           cursor=cursor, limit=limit)
+
+
+def alerts_after(vigil, actor: Actor, after_id: int, limit: int = 500) -> list[dict]:
+    """Alerts raised after ``after_id``, oldest first: what a live stream sends next."""
+    with use_case(vigil, actor, "alert.view") as uow:
+        rows = uow.session.execute(select(Alert, Deployment.name).join(Deployment, Deployment.id == Alert.deployment_id)
+                                   .where(Alert.id > int(after_id)).order_by(Alert.id).limit(limit)).all()
+        return [_listed(*row) for row in rows]
+
+
+def latest_alert_id(vigil, actor: Actor) -> int:
+    """The newest alert's id (0 when there is none): where a new live stream starts."""
+    with use_case(vigil, actor, "alert.view") as uow:
+        return int(uow.session.scalar(select(func.max(Alert.id))) or 0)
 
 
 def show_alert(vigil, actor: Actor, alert_id: int) -> dict:

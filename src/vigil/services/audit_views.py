@@ -16,30 +16,41 @@ from vigil.fsutil import atomic_write
 from vigil.governance.audit_query import entries_csv, query_entries
 from vigil.governance.permissions import Actor
 from vigil.services.exports import record_export
+from vigil.services.pages import MAX_LIMIT, Page, check_limit, decode_cursor, encode_cursor, every_item
 from vigil.services.unit import use_case
 from vigil.store.exports import check_target
 
 
 def list_audit(vigil, actor: Actor, *, action: str | None = None, actor_name: str | None = None,
-               object_type: str | None = None, limit: int = 100, before: int | None = None,
-               since: datetime | None = None, until: datetime | None = None) -> list[dict]:
-    """Entries newest first (at most 1,000), filtered by action prefix, actor, object type and
-    time (``since``/``until``, UTC, inclusive)."""
+               object_type: str | None = None, since: datetime | None = None, until: datetime | None = None,
+               cursor: str | None = None, limit: int | None = None) -> Page:
+    """Entries newest first, one page at a time, filtered by action prefix, actor, object type
+    and time (``since``/``until``, UTC, inclusive)."""
     if since is not None and until is not None and since > until:
         raise VigilError("the start of the period is after its end")
+    limit = check_limit(limit)
+    after = decode_cursor("audit", cursor, 1)
     with use_case(vigil, actor, "audit.view") as uow:
-        return query_entries(uow.session, action=action, actor_name=actor_name, object_type=object_type,
-                             limit=limit, before=before, since=since, until=until)
+        entries = query_entries(uow.session, action=action, actor_name=actor_name, object_type=object_type,
+                                limit=limit + 1, before=after[0] if after else None, since=since, until=until)
+    more = len(entries) > limit
+    entries = entries[:limit]
+    return Page(entries, encode_cursor("audit", (entries[-1]["seq"],)) if more else None)
+
+
+def audit_entries(vigil, actor: Actor, **filters) -> list[dict]:
+    """Every entry the filters select (as :func:`list_audit`), newest first: an export's rows."""
+    return list(every_item(lambda cursor: list_audit(vigil, actor, cursor=cursor, limit=MAX_LIMIT, **filters)))
 
 
 def export_audit(vigil, actor: Actor, target: Path, fmt: str, **filters) -> dict:
-    """Write the entries ``filters`` select (as :func:`list_audit`) to a file, CSV or JSON, mode
+    """Write every entry ``filters`` select (as :func:`list_audit`) to a file, CSV or JSON, mode
     0600. Unlike reading, an export leaves the system, so it is recorded (``export.written``,
     with the filters and the number of entries)."""
     if fmt not in ("csv", "json"):
         raise VigilError("an audit export is csv or json")
     path = check_target(target, directory=False)
-    entries = list_audit(vigil, actor, **filters)
+    entries = audit_entries(vigil, actor, **filters)
     text = entries_csv(entries) if fmt == "csv" else json.dumps(entries, indent=1)
     with use_case(vigil, actor, "audit.view") as uow:
         atomic_write(path, text.encode())

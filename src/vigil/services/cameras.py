@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from vigil.errors import ConflictError, NotFoundError, VigilError
 from vigil.governance.permissions import Actor
 from vigil.live.sources import STREAM_SCHEMES, source_kind
+from vigil.services.pages import Page, keyset_page
 from vigil.services.unit import refuse, use_case
 from vigil.store.schema import Camera
 
@@ -109,9 +110,11 @@ def register_camera(vigil, actor: Actor, name: str, source: str, description: st
         return _view(cam)
 
 
-def list_cameras(vigil, actor: Actor) -> list[dict]:
+def list_cameras(vigil, actor: Actor, *, cursor: str | None = None, limit: int | None = None) -> Page:
+    """Registered cameras by name, one page at a time."""
     with use_case(vigil, actor, "deployment.view") as uow:
-        return [_view(c) for c in uow.session.scalars(select(Camera).order_by(Camera.name))]
+        return keyset_page(uow.session, select(Camera), list_name="cameras", order=[Camera.name],
+                           key_of=lambda c: (c.name,), item_of=_view, cursor=cursor, limit=limit)
 
 
 def remove_camera(vigil, actor: Actor, name: str) -> dict:

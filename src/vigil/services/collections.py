@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import func, or_, select
+
 from vigil.engine.packs import check_live_pack
 from vigil.errors import ConflictError, PermissionDenied, PolicyError, VigilError
 from vigil.governance.permissions import PERMISSIONS, Actor
+from vigil.services.pages import Page, keyset_page
 from vigil.services.unit import use_case
 from vigil.store import collections as repo
-from vigil.store.schema import Collection
+from vigil.store.schema import Collection, Membership, Subject
 from vigil.store.subjects import erase_subject_rows, get_subject, remove_member
 from vigil.timeutil import as_utc, iso, utcnow
 
@@ -71,10 +74,18 @@ def create_collection(vigil, actor: Actor, kind: str, name: str, *, pack: str | 
         return repo.describe(uow.session, coll)
 
 
-def list_collections(vigil, actor: Actor, kind: str) -> list[dict]:
+PLURAL = {"gallery": "galleries", "watchlist": "watchlists"}
+
+
+def list_collections(vigil, actor: Actor, kind: str, *, cursor: str | None = None,
+                     limit: int | None = None) -> Page:
+    """Watchlists or galleries by name, one page at a time."""
     repo.check_kind(kind)
     with use_case(vigil, actor, "collection.view") as uow:
-        return [repo.describe(uow.session, c) for c in repo.collections_of_kind(uow.session, kind)]
+        query = select(Collection).where(Collection.kind == kind)
+        return keyset_page(uow.session, query, list_name=PLURAL[kind], order=[Collection.name],
+                           key_of=lambda c: (c.name,), item_of=lambda c: repo.describe(uow.session, c),
+                           cursor=cursor, limit=limit)
 
 
 def show_collection(vigil, actor: Actor, kind: str, name: str) -> dict:
@@ -83,13 +94,24 @@ def show_collection(vigil, actor: Actor, kind: str, name: str) -> dict:
         return repo.describe(uow.session, repo.get_collection(uow.session, kind, name))
 
 
-def collection_members(vigil, actor: Actor, kind: str, name: str) -> list[dict]:
+def collection_members(vigil, actor: Actor, kind: str, name: str, *, q: str | None = None,
+                       cursor: str | None = None, limit: int | None = None) -> Page:
+    """A collection's subjects by name, one page at a time; ``q`` keeps those whose name or
+    reference contains it (case-insensitive)."""
     repo.check_kind(kind)
     with use_case(vigil, actor, "collection.view") as uow:
         coll = repo.get_collection(uow.session, kind, name)
         require_faces_visible(uow, [coll], "member lists")
-        return [{"id": s.id, "name": s.display_name, "category": s.category, "reference": s.reference}
-                for s in repo.members(uow.session, coll.id)]
+        query = select(Subject).join(Membership, Membership.subject_id == Subject.id) \
+            .where(Membership.collection_id == coll.id)
+        if q and q.strip():
+            pattern = "%" + q.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            query = query.where(or_(func.lower(Subject.display_name).like(pattern, escape="\\"),
+                                    func.lower(Subject.reference).like(pattern, escape="\\")))
+        return keyset_page(uow.session, query, list_name=f"{PLURAL[kind]}/{coll.id}/subjects", order=[Subject.display_name, Subject.id],
+                           key_of=lambda s: (s.display_name, s.id), cursor=cursor, limit=limit,
+                           item_of=lambda s: {"id": s.id, "name": s.display_name, "category": s.category,
+                                              "reference": s.reference})
 
 
 def authorise_watchlist(vigil, actor: Actor, name: str, note: str = "") -> dict:

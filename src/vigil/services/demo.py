@@ -24,6 +24,7 @@ from vigil.live.runner import RunOptions
 from vigil.retro.manifests import EnrolItem
 from vigil.services import accounts, cameras, collections, deployments, enrolment, live_runs, search
 from vigil.services.context import Vigil
+from vigil.services.pages import MAX_LIMIT, every_item
 from vigil.synth import CrowdOptions, generate_crowd
 
 DEMO_USER = "demo"
@@ -81,7 +82,8 @@ def run_retro_demo(vigil: Vigil, actor: Actor) -> dict:
 
 def _demo_camera(vigil: Vigil, actor: Actor, video: Path) -> None:
     """The demo's registered camera: its crowd video (registered again if the media root moved)."""
-    registered = {c["name"]: c for c in cameras.list_cameras(vigil, actor)}
+    registered = {c["name"]: c for c in every_item(
+        lambda cursor: cameras.list_cameras(vigil, actor, cursor=cursor, limit=MAX_LIMIT))}
     if DEMO_CAMERA in registered and registered[DEMO_CAMERA]["source"] != str(video.resolve()):
         cameras.remove_camera(vigil, actor, DEMO_CAMERA)
         registered.pop(DEMO_CAMERA)
@@ -125,7 +127,8 @@ def run_live_demo(vigil: Vigil, actor: Actor, *, alert_sinks: list | None = None
 
 def demo_login(vigil: Vigil, actor: Actor) -> dict:
     """A console login for the demo, created once per data directory (its password shown once)."""
-    if any(u["username"] == DEMO_USER for u in accounts.list_users(vigil, actor)):
+    if any(u["username"] == DEMO_USER for u in every_item(
+            lambda cursor: accounts.list_users(vigil, actor, cursor=cursor, limit=MAX_LIMIT))):
         return {"username": DEMO_USER, "password": None,
                 "note": "password was printed when this data directory's demo was first run; "
                         "reset it with: vigil user reset-password demo"}

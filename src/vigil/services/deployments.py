@@ -25,14 +25,17 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import select
+
 from vigil.engine.images import IMAGE_SUFFIXES
 from vigil.engine.packs import check_live_pack
 from vigil.errors import PermissionDenied, PolicyError, VigilError
 from vigil.governance.permissions import Actor
 from vigil.services.cameras import masked, resolve_sources, stored
+from vigil.services.pages import Page, keyset_page
 from vigil.services.unit import refuse, use_case
 from vigil.store.collections import get_collection
-from vigil.store.deployments import all_deployments, deployment_record, describe, get_deployment
+from vigil.store.deployments import deployment_record, describe, get_deployment
 from vigil.store.schema import Deployment
 from vigil.timeutil import as_utc, iso, utcnow
 
@@ -230,14 +233,20 @@ def record_outcomes(vigil, actor: Actor, deployment_id, *, engagements: int | No
         return deployment_record(uow.session, dep)
 
 
-def list_deployments(vigil, actor: Actor, status: str | None = None) -> list[dict]:
-    """Deployments newest first; ``status`` keeps one state (``draft``: waiting for authorisation)."""
+def list_deployments(vigil, actor: Actor, status: str | None = None, *, cursor: str | None = None,
+                     limit: int | None = None) -> Page:
+    """Deployments newest first, one page at a time; ``status`` keeps one state (``draft``:
+    waiting for authorisation)."""
     if status is not None and status not in STATES:
         raise VigilError(f"no deployment state {status!r}; states: {', '.join(STATES)}")
     with use_case(vigil, actor, "deployment.view") as uow:
         now = utcnow()
-        return [{**describe(uow.session, d), "runner_stale": heartbeat_stale(d, now)}
-                for d in all_deployments(uow.session) if status is None or d.status == status]
+        query = select(Deployment)
+        if status is not None:
+            query = query.where(Deployment.status == status)
+        return keyset_page(uow.session, query, list_name="deployments", order=[Deployment.id], descending=True,
+                           key_of=lambda d: (d.id,), cursor=cursor, limit=limit,
+                           item_of=lambda d: {**describe(uow.session, d), "runner_stale": heartbeat_stale(d, now)})
 
 
 def show_deployment(vigil, actor: Actor, deployment_id) -> dict:

@@ -14,17 +14,16 @@ from sqlalchemy import select
 
 from vigil.errors import VigilError
 from vigil.governance.permissions import Actor
+from vigil.services.pages import Page, keyset_page
 from vigil.services.unit import use_case
 from vigil.store.schema import SearchRecord
 from vigil.timeutil import iso
 
-MAX_ROWS = 1000
-
-
 def list_searches(vigil, actor: Actor, *, since: datetime | None = None, until: datetime | None = None,
-                  case_ref: str | None = None, by: str | None = None, limit: int = 100) -> list[dict]:
-    """Search records newest first, filtered by time (UTC, inclusive), case reference and who
-    searched; at most 1,000."""
+                  case_ref: str | None = None, by: str | None = None, cursor: str | None = None,
+                  limit: int | None = None) -> Page:
+    """Search records newest first, one page at a time, filtered by time (UTC, inclusive),
+    case reference and who searched."""
     if since is not None and until is not None and since > until:
         raise VigilError("the start of the period is after its end")
     with use_case(vigil, actor, "search.view") as uow:
@@ -39,7 +38,9 @@ def list_searches(vigil, actor: Actor, *, since: datetime | None = None, until: 
             query = query.where(SearchRecord.created_at >= since)
         if until is not None:
             query = query.where(SearchRecord.created_at <= until)
-        rows = uow.session.scalars(query.order_by(SearchRecord.id.desc()).limit(max(1, min(limit, MAX_ROWS))))
-        return [{"id": r.id, "at": iso(r.created_at), "by": r.actor, "case_ref": r.case_ref, "reason": r.reason,
-                 "collection": r.collection_name, "probe": r.probe_kind, "faces": r.faces, "top": r.top_k,
-                 "candidates": len(r.results or []), "probe_kept": r.probe_blob_id is not None} for r in rows]
+        return keyset_page(uow.session, query, list_name="searches", order=[SearchRecord.id], descending=True,
+                           key_of=lambda r: (r.id,), cursor=cursor, limit=limit, item_of=lambda r: {
+                               "id": r.id, "at": iso(r.created_at), "by": r.actor, "case_ref": r.case_ref,
+                               "reason": r.reason, "collection": r.collection_name, "probe": r.probe_kind,
+                               "faces": r.faces, "top": r.top_k, "candidates": len(r.results or []),
+                               "probe_kept": r.probe_blob_id is not None})

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from vigil.errors import NotFoundError, VigilError
-from vigil.store.schema import Collection, Deployment, Membership, Snapshot, SnapshotEntry, Subject
+from vigil.store.schema import Collection, Deployment, Membership, Snapshot, SnapshotEntry
 from vigil.timeutil import as_utc, iso, utcnow
 
 KINDS = ("gallery", "watchlist")
@@ -62,10 +62,6 @@ def add_collection(session: Session, *, kind: str, name: str, pack: str, model_i
     return coll
 
 
-def collections_of_kind(session: Session, kind: str) -> list[Collection]:
-    return list(session.scalars(select(Collection).where(Collection.kind == kind).order_by(Collection.name)))
-
-
 def all_collections(session: Session) -> list[Collection]:
     return list(session.scalars(select(Collection).order_by(Collection.id)))
 
@@ -76,11 +72,6 @@ def collection_size(session: Session, coll_id: int) -> int:
 
 def member_ids(session: Session, coll_id: int) -> list[str]:
     return list(session.scalars(select(Membership.subject_id).where(Membership.collection_id == coll_id)))
-
-
-def members(session: Session, coll_id: int) -> list[Subject]:
-    return list(session.scalars(select(Subject).join(Membership, Membership.subject_id == Subject.id)
-                                .where(Membership.collection_id == coll_id).order_by(Subject.display_name)))
 
 
 def other_membership_count(session: Session, subject_id: str, coll_id: int) -> int:

@@ -149,13 +149,14 @@ def logout_page(request: Request):
 @router.get("/")
 def home(request: Request):
     actor = session_actor(request)
-    waiting = []
+    waiting, more_waiting = [], False
     if actor is not None and "deployment.authorise" in permissions_of(actor):
         from vigil.services.deployments import list_deployments
 
-        waiting = list_deployments(request.app.state.vigil, actor, "draft")  # plans waiting for a supervisor
+        plans = list_deployments(request.app.state.vigil, actor, "draft", limit=20)  # waiting for a supervisor
+        waiting, more_waiting = plans.items, plans.next_cursor is not None
     return page(request, "home.html", title="Vigil console", active="home", items=[n for n in NAV if n.permission],
-                waiting=waiting)
+                waiting=waiting, more_waiting=more_waiting)
 
 
 @router.get("/alerts")
