@@ -17,6 +17,12 @@ from tests.conftest import need_service
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
+# VIGIL_SCREENSHOTS=docs/screenshots (relative to the repository, or absolute) also writes the
+# documentation's screenshots there: the pages named by check_page(..., doc=NAME), at the fixed
+# 1280x800 viewport, as palette PNGs. Unset (ordinary runs) nothing outside test-artifacts/ is
+# written. docs/console.md says how to refresh the committed copies.
+DOC_SHOTS = (REPO / os.environ["VIGIL_SCREENSHOTS"]) if os.environ.get("VIGIL_SCREENSHOTS") else None
+VIEWPORT = {"width": 1280, "height": 800}
 CHROMIUM = os.environ.get("VIGIL_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -170,13 +176,18 @@ class Checker:
         self.results: dict[str, dict] = {}
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
-    def __call__(self, page, name: str) -> None:
+    def __call__(self, page, name: str, doc: str | None = None, doc_top: str | None = None) -> None:
         # Let entrance animations finish first: a new alert card fades in from 40 % opacity,
         # and axe measuring colour contrast mid-fade reports a violation the settled page lacks.
         page.evaluate("""() => Promise.race([
             Promise.all(document.getAnimations().map(a => a.finished.catch(() => null))),
             new Promise(done => setTimeout(done, 5000))])""")
+        # every image on the page loaded (a screenshot mid-load shows empty frames)
+        page.wait_for_function("() => [...document.images].every(i => i.complete || i.loading === 'lazy')",
+                               timeout=10_000)
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+        if doc and DOC_SHOTS is not None:
+            save_doc_screenshot(page, DOC_SHOTS / f"{doc}.png", top=doc_top)
         if not page.evaluate("typeof window.axe !== 'undefined'"):
             # Evaluated through the DevTools protocol, so the console's Content-Security-Policy
             # (which rightly refuses inline scripts, as page.add_script_tag would add) stays on.
@@ -198,9 +209,30 @@ class Checker:
         return path
 
 
+def save_doc_screenshot(page, target: Path, top: str | None = None) -> None:
+    """The visible 1280x800 viewport (scrolled so that the element ``top`` selects is at its top,
+    when given) as a 256-colour PNG: a third of the size of a full-colour one; the console's flat
+    colours survive (octree keeps small areas of colour, such as the green "live" dot, that a
+    median cut merges away), photographs are dithered."""
+    import io
+
+    from PIL import Image
+
+    assert page.viewport_size == VIEWPORT, f"documentation screenshots are taken at {VIEWPORT}"
+    scrolled = page.evaluate("() => [window.scrollX, window.scrollY]")
+    if top:
+        page.locator(top).first.evaluate("el => el.scrollIntoView({block: 'start'})")
+    shot = Image.open(io.BytesIO(page.screenshot(full_page=False))).convert("RGB")
+    page.evaluate("([x, y]) => window.scrollTo(x, y)", scrolled)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shot.quantize(colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.FLOYDSTEINBERG).save(
+        target, format="PNG", optimize=True)
+
+
 @pytest.fixture(scope="module")
 def check_page(browser_tools):
-    """check_page(page, name): axe-core check plus a screenshot; a summary of every page's
+    """check_page(page, name, doc=None): axe-core check plus a screenshot (and, with
+    VIGIL_SCREENSHOTS set, the documentation's screenshot ``doc``); a summary of every page's
     results is written to test-artifacts/axe-summary.json."""
     checker = Checker(browser_tools["axe"])
     yield checker

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.security.cameras_helper import register_sources
-from tests.web.conftest import PASSWORDS, login, login_as
+from tests.web.conftest import PASSWORDS, VIEWPORT, login, login_as
 
 PAGES = ["/", "/alerts", "/deployments", "/deployments/1", "/watchlists", "/watchlists/x", "/galleries",
          "/galleries/y", "/search", "/audit", "/reports"]
@@ -205,7 +205,7 @@ def demo_file(name: str, tmp_path: Path) -> Path:
 
 
 def new_page(browser, server, problems: list):
-    context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 900})
+    context = browser.new_context(base_url=server.url, viewport=VIEWPORT)
     page = context.new_page()
     page.set_default_timeout(20_000)
     page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
@@ -237,7 +237,7 @@ def test_console_end_to_end(browser, live_server, check_page, tmp_path):
     # Log in (a wrong password first: the error is shown in the alert region).
     page.goto("/")
     page.wait_for_url(re.compile(r".*/login\?next=%2F$"))
-    check_page(page, "01-login")
+    check_page(page, "01-login", doc="login")
     page.get_by_label("Username").fill(first["admin"])
     page.get_by_label("Password").fill("not-the-password")
     page.get_by_role("button", name="Log in").click()
@@ -257,7 +257,7 @@ def test_console_end_to_end(browser, live_server, check_page, tmp_path):
     page.get_by_label("Purpose").fill("Locate wanted offenders at the demo event")
     page.get_by_label("Legal basis").fill("Common law policing powers; DPA 2018 s.35")
     page.get_by_label("Category").select_option("wanted")
-    check_page(page, "03-watchlists")
+    check_page(page, "03-watchlists", doc="watchlists")
     page.get_by_role("button", name="Create watchlist").click()
     page.wait_for_url(re.compile(r".*/watchlists/Demo%20watchlist$"))
     expect(page.locator("#summary")).to_contain_text("not authorised")
@@ -277,7 +277,7 @@ def test_console_end_to_end(browser, live_server, check_page, tmp_path):
     page.get_by_label("Authorisation note").fill("Necessary and proportionate for the demo event")
     page.get_by_role("button", name="Authorise watchlist").click()
     expect(page.locator("#summary")).to_contain_text(f"by {first['admin']}")
-    check_page(page, "05-watchlist")
+    check_page(page, "05-watchlist", doc="watchlist")
 
     # Create the demo deployment with the video as its camera, and authorise it.
     page.get_by_role("link", name="Deployments").first.click()
@@ -289,7 +289,7 @@ def test_console_end_to_end(browser, live_server, check_page, tmp_path):
     page.get_by_label("Demo watchlist").check()
     page.get_by_label("Camera 1 source").fill(str(video))
     page.get_by_label("Accepted false alert rate per face").fill("0.001")
-    check_page(page, "06-deployments")
+    check_page(page, "06-deployments", doc="deployments")
     page.get_by_role("button", name="Create deployment").click()
     page.wait_for_url(re.compile(r".*/deployments/\d+$"))
     dep_id = page.url.rsplit("/", 1)[1]
@@ -360,7 +360,7 @@ def test_console_end_to_end(browser, live_server, check_page, tmp_path):
     page.get_by_role("button", name="Search").click()
     expect(page.locator(".candidate").first).to_contain_text("Barack Obama")
     expect(page.locator("#results-section")).to_contain_text("leads for review, not identifications")
-    check_page(page, "13-search-results")
+    check_page(page, "13-search-results", doc="search")
 
     # Enrolling into the authorised watchlist withdraws its authorisation, and the page says so.
     page.goto("/watchlists/Demo%20watchlist")
@@ -379,7 +379,7 @@ def test_console_end_to_end(browser, live_server, check_page, tmp_path):
     page.get_by_role("link", name="Reports").click()
     expect(page.locator("#charts img")).to_have_count(1)
     expect(page.locator("#deployments")).to_contain_text("Demo deployment")
-    check_page(page, "15-reports")
+    check_page(page, "15-reports", doc="reports")
     context.close()
 
     # The auditor finds the decision in the audit view; the chain verifies.
@@ -508,13 +508,13 @@ def test_supervisor_reviews_what_a_plan_authorises_and_rejects_it(browser, live_
     browser_login(page, "supervisor", PASSWORDS["supervisor"])
     waiting = page.locator("#waiting")
     expect(waiting).to_contain_text("Station forecourt")
-    check_page(page, "23-home-waiting-for-authorisation")
+    check_page(page, "23-home-waiting-for-authorisation", doc="home")
     waiting.get_by_role("link", name="Station forecourt").click()
     page.wait_for_url(re.compile(rf".*/deployments/{plan['id']}$"))
     expect(page.locator("#review-watchlists")).to_contain_text("Review list")
     expect(page.locator("#review-watchlists")).to_contain_text("1 person in all")
     expect(page.locator("#review-thresholds")).to_contain_text("every category")
-    check_page(page, "24-deployment-review")
+    check_page(page, "24-deployment-review", doc="deployment-review")
     page.get_by_label("Reason for rejecting (the planner reads it)").fill("No intelligence case for this site")
     page.get_by_role("button", name="Reject deployment").click()
     expect(page.locator("#status-badge")).to_contain_text("cancelled")
@@ -558,7 +558,7 @@ def test_auditor_filters_the_trail_by_date_exports_it_and_lists_searches(browser
     expect(page.locator("#audit-table tbody")).to_contain_text("gallery.created")
     expect(page.locator("#searches-table")).to_contain_text("CASE-AUD-1")
     expect(page.locator("#searches-table")).to_contain_text("theft from the depot")
-    check_page(page, "25-audit-filtered-with-searches")
+    check_page(page, "25-audit-filtered-with-searches", doc="audit")
     with page.expect_download() as download:
         page.get_by_role("link", name="CSV").click()
     text = (tmp_path / "audit.csv")
@@ -570,5 +570,125 @@ def test_auditor_filters_the_trail_by_date_exports_it_and_lists_searches(browser
     page.get_by_role("button", name="Apply filters").click()
     expect(page.locator("#audit-table tbody")).to_contain_text("No entries match")
     expect(page.locator("#searches-table")).to_contain_text("No searches in this period")
+    context.close()
+    assert problems == []
+
+
+@pytest.mark.browser
+def test_operator_compares_faces_on_the_alert_card_and_filters_the_history(browser, live_server, check_page):
+    """Issue #15: the card shows the two faces aligned side by side at the same size, enlarged on a
+    click or with the keyboard (a dialog Escape closes, focus going back), the full frame with
+    bystanders washed out, the score against the threshold in words, the look-alike runner-up,
+    and the subject's category, reference and watchlist expiry; a link to the subject's other
+    alerts; the page filters by deployment and by subject."""
+    from playwright.sync_api import expect
+
+    from tests.web.seed import seed_alert_history
+
+    vigil = live_server.app.state.vigil
+    seeded = seed_alert_history(vigil, vigil.engine(None))
+    biden, ids = seeded["people"]["biden"], seeded["alerts"]
+
+    problems: list[str] = []
+    context, page = new_page(browser, live_server, problems)
+    browser_login(page, "operator", PASSWORDS["operator"])
+    page.goto("/alerts")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    card = page.locator(f"#alert-{ids['biden']}")
+    expect(card).to_contain_text("possible match with Joe Biden")
+    expect(page.locator(f"#alert-{ids['earlier']}")).to_have_count(0)  # decided: not in the queue
+    cards = page.locator("#alert-list > li")
+    expect(cards.first).to_have_attribute("id", f"alert-{ids['biden']}")  # newest first
+
+    # the two faces: aligned crops, loaded, shown at the same size side by side
+    probe = card.get_by_role("img", name="Face seen by camera gate")
+    listed = card.get_by_role("img", name="Watchlist image of Joe Biden")
+    for img in (probe, listed):
+        expect(img).to_be_visible()
+        page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=img.element_handle())
+        assert img.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [448, 448]
+    box_probe, box_listed = probe.bounding_box(), listed.bounding_box()
+    assert (box_probe["width"], box_probe["height"]) == (box_listed["width"], box_listed["height"]) == (224, 224)
+    assert abs(box_probe["y"] - box_listed["y"]) < 1 and box_listed["x"] > box_probe["x"] + 200
+    assert "probe_face.jpg" in probe.get_attribute("src") and "watchlist_face.jpg" in listed.get_attribute("src")
+
+    # the facts in words
+    expect(card.locator(".score-words")).to_have_text("0.712, well above the threshold 0.600 (+0.112)")
+    expect(page.locator(f"#alert-{ids['obama']} .score-words")).to_contain_text("just above the threshold 0.600")
+    expect(card.locator(".runner-up")).to_contain_text("Barack Obama: 0.571, just below their threshold 0.600")
+    expect(card.locator(".warning")).to_contain_text("compare the face with both before deciding")
+    expect(card.locator(".reference")).to_have_text("WARRANT-2207")
+    expect(card.locator(".watchlist")).to_contain_text("Wanted on warrant")
+    expect(card.locator(".watchlist time")).to_have_attribute("datetime", re.compile(r"^2099-12-31T23:59:59"))
+    expect(card).to_contain_text("wanted")
+    check_page(page, "26-alert-card", doc="alerts", doc_top="#queue-heading")
+
+    # keyboard: j to the newest alert, e enlarges both faces in a dialog; Escape closes it and
+    # focus is back on the alert
+    page.locator("body").click(position={"x": 5, "y": 5})
+    page.keyboard.press("j")
+    expect(card.locator("h3")).to_be_focused()
+    page.keyboard.press("e")
+    dialog = page.locator("#image-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_role("heading")).to_contain_text("compare Joe Biden at full size")
+    expect(dialog.get_by_role("button", name="Close")).to_be_focused()
+    large = dialog.get_by_role("img", name="Face seen by camera gate, enlarged")
+    expect(large).to_be_visible()
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=large.element_handle())
+    assert large.bounding_box()["width"] == 448
+    page.keyboard.press("c")  # the triage keys are the card's, not the dialog's: nothing chosen
+    check_page(page, "27-alert-enlarged", doc="alerts-enlarged")
+    # the images as stored, behind the aligned ones: the whole enrolled photograph
+    dialog.get_by_role("button", name="Show the images as stored").click()
+    expect(dialog.get_by_role("img", name="Watchlist image of Joe Biden, enlarged")).to_have_attribute(
+        "src", re.compile(r"/watchlist\.jpg$"))
+    expect(dialog).to_contain_text("the photograph as enrolled")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(card.locator("h3")).to_be_focused()
+    expect(card.get_by_label("Confirmed: the same person")).not_to_be_checked()
+
+    # Tab reaches the probe face; Enter enlarges it; Escape returns to it
+    page.keyboard.press("Tab")
+    enlarge = card.get_by_role("button", name=re.compile("Face seen by camera gate"))
+    expect(enlarge).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(dialog).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(enlarge).to_be_focused()
+
+    # the full frame: everyone but the alerted face washed out, enlarged on a click
+    card.get_by_text("Show the full camera frame").click()
+    frame_button = card.get_by_role("button", name=re.compile("Full camera frame"))
+    expect(frame_button).to_be_visible()
+    frame_button.click()
+    expect(dialog.get_by_role("img", name=re.compile("Full camera frame.*enlarged"))).to_be_visible()
+    expect(dialog).to_contain_text("Everyone but the alerted face is washed out")
+    dialog.get_by_role("button", name="Close").click()
+    expect(frame_button).to_be_focused()
+
+    # the subject's other alerts: both deployments, decided ones too
+    card.get_by_role("link", name="Other alerts for Joe Biden").click()
+    page.wait_for_url(re.compile(rf".*/alerts\?subject_id={biden['id']}&decided=1$"))
+    expect(page.locator("#queue-title")).to_have_text(f"Alerts for Joe Biden ({biden['id']})")
+    expect(cards).to_have_count(2)
+    expect(page.locator(f"#alert-{ids['earlier']}")).to_contain_text("false alert")
+    expect(page.locator(f"#alert-{ids['obama']}")).to_have_count(0)
+    expect(page.get_by_label("Subject id")).to_have_value(biden["id"])
+    check_page(page, "28-alerts-subject-history")
+
+    # by deployment: High Street holds only the earlier (decided) alert
+    page.get_by_label("Deployment").select_option(str(seeded["deployments"]["high_street"]))
+    expect(page.get_by_label("Deployment").locator("option:checked")).to_contain_text("High Street")
+    expect(cards).to_have_count(1)
+    expect(cards.first).to_have_attribute("id", f"alert-{ids['earlier']}")
+    assert f"deployment_id={seeded['deployments']['high_street']}" in page.url
+    page.get_by_label("Also show decided alerts").uncheck()
+    expect(cards).to_have_count(0)
+    expect(page.locator("#queue-empty")).to_contain_text("No alerts match these filters")
+    page.get_by_label("Subject id").fill("")
+    page.get_by_label("Deployment").select_option("")
+    expect(cards).to_have_count(2)  # the two undecided alerts, every subject
     context.close()
     assert problems == []

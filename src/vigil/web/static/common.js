@@ -178,3 +178,67 @@ export function localToIso(value) {
 export function emptyRow(tbody, columns, text) {
   fill(tbody, h("tr", {}, h("td", { colspan: columns, class: "empty" }, text)));
 }
+
+/**
+ * One page of a list endpoint, whose answer is {items, next_cursor}: {items, next} (next is the
+ * cursor of the following page, or null on the last one). A plain array is one whole list.
+ */
+export function pageOf(body) {
+  if (Array.isArray(body)) return { items: body, next: null };
+  return { items: (body && body.items) || [], next: (body && body.next_cursor) || null };
+}
+
+/** path?query with limit and cursor set (cursor only when given). */
+export function withPage(path, { limit = 100, cursor = null } = {}) {
+  const [base, query = ""] = path.split("?");
+  const params = new URLSearchParams(query);
+  params.set("limit", String(limit));
+  if (cursor) params.set("cursor", cursor);
+  else params.delete("cursor");
+  return `${base}?${params}`;
+}
+
+/**
+ * A list shown one page at a time, with a "Show more" button after `after` (an element of the
+ * page) while the server says there is a next page (next_cursor).
+ *   path(): the list's address with its filters, e.g. "/api/deployments?status=draft"
+ *   show(items, {first}): first is true for the first page (replace), false for the next (append)
+ * Returns {reload, more, button}: reload() fetches the first page again (after a filter changes).
+ * When the last page is reached while the button has focus, focus moves to `focusAfter`
+ * (the table or list, made focusable), so keyboard users are not dropped at the page's top.
+ */
+export function pagedList({ path, show, after, label = "Show more", limit = 100, context = "Loading",
+  focusAfter = null }) {
+  let next = null;
+  const button = h("button", { type: "button", class: "button button-secondary load-more", hidden: true }, label);
+  after.after(button);
+  async function fetchPage(cursor) {
+    const page = pageOf(await api(withPage(path(), { limit, cursor })));
+    next = page.next;
+    return page.items;
+  }
+  function settle(hadFocus) {
+    button.hidden = !next;
+    if (hadFocus && !next && focusAfter) {
+      if (!focusAfter.hasAttribute("tabindex")) focusAfter.setAttribute("tabindex", "-1");
+      focusAfter.focus();
+    }
+  }
+  async function reload() {
+    const items = await fetchPage(null);
+    show(items, { first: true });
+    settle(false);
+    return items;
+  }
+  async function more() {
+    if (!next) return [];
+    const hadFocus = document.activeElement === button;
+    const items = await fetchPage(next);
+    show(items, { first: false });
+    settle(hadFocus);
+    announce(`${items.length} more shown${next ? "" : "; that is all"}.`);
+    return items;
+  }
+  button.addEventListener("click", () => busy(button, more, context));
+  return { reload, more, button, get hasMore() { return Boolean(next); } };
+}
