@@ -384,7 +384,7 @@ def subject_delete(subject_id: str,
 
 @subject_app.command("export")
 def subject_export(subject_id: str,
-                   out: Path = typer.Option(..., "--out", help="The file to write (mode 0600)."),
+                   out: Path = typer.Option(..., "--out", help="A new folder to write into (files mode 0600)."),
                    as_json: bool = JsonOpt) -> None:
     """Subject access: gather everything held about one subject into DIR (an audited export)."""
     from vigil.services.subjects import export_subject

@@ -19,7 +19,7 @@ from vigil.services.exports import record_export
 from vigil.services.unit import use_case
 from vigil.store.collections import get_collection
 from vigil.store.exports import check_target
-from vigil.store.schema import Alert, AuditEntry, SearchRecord, SnapshotEntry, TemplateRow
+from vigil.store.schema import Alert, AlertDecision, AuditEntry, SearchRecord, SnapshotEntry, TemplateRow
 from vigil.store.store import template_context
 from vigil.store.subjects import (
     add_member, collections_of, describe_subject, erase_subject_rows, first_image, get_subject, images_of,
@@ -118,9 +118,24 @@ def export_subject(vigil, actor: Actor, subject_id: str, out: Path) -> dict:
         for image in images_of(session, subject_id):
             (target / f"image-{image.id}.jpg").write_bytes(vigil.store.blobs.get(image.blob_id))
             files += 1
-        alerts = [{"id": a.id, "deployment_id": a.deployment_id, "created_at": iso(a.created_at), "camera": a.camera,
-                   "score": a.score, "decision": a.decision, "outcome": a.outcome, "notes": a.notes}
-                  for a in session.scalars(select(Alert).where(Alert.subject_id == subject_id))]
+        alerts = []
+        for a in session.scalars(select(Alert).where(Alert.subject_id == subject_id).order_by(Alert.id)):
+            kept = {}
+            for what, blob_id, suffix in (("probe", a.probe_blob_id, "jpg"), ("frame", a.frame_blob_id, "jpg"),
+                                          ("watchlist", a.watchlist_blob_id, "jpg"), ("clip", a.clip_blob_id, "avi")):
+                if blob_id:  # the camera's images (bystanders washed out) until retention deletes them
+                    name = f"alert-{a.id}-{what}.{suffix}"
+                    (target / name).write_bytes(vigil.store.blobs.get(blob_id))
+                    kept[what] = name
+                    files += 1
+            decisions = [{"decision": d.decision, "outcome": d.outcome, "by": d.decided_by,
+                          "at": iso(d.decided_at), "notes": d.notes, "reason": d.reason}
+                         for d in session.scalars(select(AlertDecision).where(AlertDecision.alert_id == a.id)
+                                                  .order_by(AlertDecision.seq))]
+            alerts.append({"id": a.id, "deployment_id": a.deployment_id, "created_at": iso(a.created_at),
+                           "camera": a.camera, "score": a.score, "threshold": a.threshold, "decision": a.decision,
+                           "outcome": a.outcome, "notes": a.notes, "decisions": decisions, "files": kept,
+                           "images_deleted_by_retention": a.biometrics_deleted_at is not None})
         searches = [{"id": s.id, "created_at": iso(s.created_at), "case_ref": s.case_ref, "gallery": s.collection_name}
                     for s in session.scalars(select(SearchRecord)) if any(
                         c.get("subject_id") == subject_id for f in s.results for c in f.get("candidates", []))]
