@@ -19,6 +19,7 @@ from vigil.api import errors
 from vigil.api.auth import CrossSiteGuard
 from vigil.api.limits import BodyLimit
 from vigil.api.openapi_errors import declare_problems
+from vigil.api.responses import Health
 from vigil.api.live_registry import LiveRegistry
 from vigil.config import Settings
 
@@ -87,7 +88,7 @@ def create_app(settings: Settings, *, retention_every: float | None = 3600.0,
     app.include_router(routes_cameras.router)
     app.include_router(routes_governance.router)
 
-    @app.get("/api/health", tags=["system"])
+    @app.get("/api/health", tags=["system"], response_model=Health)
     def health():
         return {"ok": True, "version": __version__}
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from vigil.api.auth import (
     COOKIE, Credentials, bearer_or_cookie, cookie_secure, current_actor, current_credentials, oauth2,
 )
+from vigil.api.responses import AccessToken, ApiTokenInfo, LoggedOut, LoginSession, Me, NewApiToken, Page
 from vigil.api.schemas import Cursor, Limit, LoginForm, TokenIn
 from vigil.services import Actor
 from vigil.services import accounts
@@ -19,7 +20,7 @@ def _client(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-@router.post("/token")
+@router.post("/token", response_model=AccessToken)
 def token(request: Request, response: Response, form: LoginForm = Depends()):
     """OAuth2 password flow: a short-lived signed access token (also set as an HttpOnly
     cookie, ``Secure`` over TLS) naming a new server-side session. Repeated failures lock the
@@ -31,7 +32,7 @@ def token(request: Request, response: Response, form: LoginForm = Depends()):
     return {k: result[k] for k in ("access_token", "token_type", "expires_in", "role")}
 
 
-@router.post("/logout")
+@router.post("/logout", response_model=LoggedOut, response_model_exclude_unset=True)
 def logout_route(request: Request, response: Response, token: str | None = Depends(oauth2)):
     """End this login session (and every API token minted from it), and drop the cookie."""
     result = logout(request.app.state.vigil, bearer_or_cookie(request, token))
@@ -39,23 +40,23 @@ def logout_route(request: Request, response: Response, token: str | None = Depen
     return result
 
 
-@router.get("/me")
+@router.get("/me", response_model=Me)
 def me(actor: Actor = Depends(current_actor)):
     return accounts.whoami(actor)
 
 
-@router.get("/me/sessions")
+@router.get("/me/sessions", response_model=Page[LoginSession])
 def my_sessions(request: Request, limit: Limit = 100, cursor: Cursor = None, actor: Actor = Depends(current_actor)):
     return accounts.my_sessions(request.app.state.vigil, actor, cursor=cursor, limit=limit).as_dict()
 
 
-@router.get("/me/tokens")
+@router.get("/me/tokens", response_model=Page[ApiTokenInfo])
 def my_tokens(request: Request, limit: Limit = 100, cursor: Cursor = None, actor: Actor = Depends(current_actor)):
     """The caller's API tokens with their ids (never the secret), newest first."""
     return accounts.list_tokens(request.app.state.vigil, actor, cursor=cursor, limit=limit).as_dict()
 
 
-@router.post("/me/tokens")
+@router.post("/me/tokens", response_model=NewApiToken)
 def my_token(body: TokenIn, request: Request, credentials: Credentials = Depends(current_credentials)):
     """A long-lived API token for the caller; minted from a login session, it ends with it."""
     result = accounts.create_token(request.app.state.vigil, credentials.actor, name=body.name, days=body.days,

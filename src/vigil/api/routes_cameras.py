@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from vigil.api.auth import current_actor
+from vigil.api.responses import Camera, Page
 from vigil.api.schemas import Cursor, Limit
 from vigil.services import Actor
 from vigil.services.cameras import list_cameras, register_camera, remove_camera
@@ -20,16 +21,16 @@ class CameraRegistrationIn(BaseModel):
     description: str = Field("", max_length=2000)
 
 
-@router.get("/cameras")
+@router.get("/cameras", response_model=Page[Camera])
 def cameras(request: Request, limit: Limit = 100, cursor: Cursor = None, actor: Actor = Depends(current_actor)):
     return list_cameras(request.app.state.vigil, actor, cursor=cursor, limit=limit).as_dict()
 
 
-@router.post("/cameras", status_code=201)
+@router.post("/cameras", status_code=201, response_model=Camera)
 def add_camera(body: CameraRegistrationIn, request: Request, actor: Actor = Depends(current_actor)):
     return register_camera(request.app.state.vigil, actor, body.name, body.source, body.description)
 
 
-@router.delete("/cameras/{name}")
+@router.delete("/cameras/{name}", response_model=Camera)
 def delete_camera(name: str, request: Request, actor: Actor = Depends(current_actor)):
     return remove_camera(request.app.state.vigil, actor, name)

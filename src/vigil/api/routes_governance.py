@@ -9,6 +9,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
 from vigil.api.auth import current_actor
+from vigil.api.responses import (
+    AnnualReport, ApiTokenInfo, AuditEntry, AuditVerification, DeploymentRecord, Page, PasswordReset, RetentionRun,
+    RoleChanged, SearchRecord, TokenRevoked, UserCreated, UserDisabled, UserSummary,
+)
 from vigil.api.schemas import REPORT_FORMATS, Cursor, Id, Limit, ReportFormat, RoleIn, UserIn, Username, UtcDateTime, Year
 from vigil.services import Actor, accounts, audit_views, reports
 from vigil.services.audit_views import entries_csv
@@ -18,7 +22,8 @@ from vigil.services.retention import run_retention
 router = APIRouter(prefix="/api", tags=["accountability"])
 
 
-@router.get("/audit", responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}})
+@router.get("/audit", response_model=Page[AuditEntry],
+            responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}})
 def audit(request: Request, action: Annotated[str | None, Query(max_length=60)] = None,
           actor_name: Annotated[str | None, Query(max_length=80)] = None,
           object_type: Annotated[str | None, Query(max_length=40)] = None,
@@ -37,7 +42,7 @@ def audit(request: Request, action: Annotated[str | None, Query(max_length=60)] 
     return audit_views.list_audit(request.app.state.vigil, actor, cursor=cursor, limit=limit, **filters).as_dict()
 
 
-@router.get("/searches")
+@router.get("/searches", response_model=Page[SearchRecord])
 def searches(request: Request, since: Annotated[UtcDateTime | None, Query()] = None,
              until: Annotated[UtcDateTime | None, Query()] = None,
              case_ref: Annotated[str | None, Query(max_length=200)] = None,
@@ -48,13 +53,13 @@ def searches(request: Request, since: Annotated[UtcDateTime | None, Query()] = N
                          cursor=cursor, limit=limit).as_dict()
 
 
-@router.get("/tokens")
+@router.get("/tokens", response_model=Page[ApiTokenInfo])
 def tokens(request: Request, limit: Limit = 100, cursor: Cursor = None, actor: Actor = Depends(current_actor)):
     """Every API token with its id and owner (administrators and auditors), newest first; never the secret."""
     return accounts.list_tokens(request.app.state.vigil, actor, all_users=True, cursor=cursor, limit=limit).as_dict()
 
 
-@router.get("/audit/verify")
+@router.get("/audit/verify", response_model=AuditVerification, response_model_exclude_unset=True)
 def audit_verify(request: Request, actor: Actor = Depends(current_actor)):
     return audit_views.verify_audit(request.app.state.vigil, actor)
 
@@ -68,25 +73,25 @@ def _formatted(report: dict, fmt: str, title: str):
     return HTMLResponse(text) if fmt == "html" else PlainTextResponse(text, media_type="text/csv")
 
 
-@router.get("/reports/deployments/{dep_id}", responses=REPORT_FORMATS)
+@router.get("/reports/deployments/{dep_id}", response_model=DeploymentRecord, responses=REPORT_FORMATS)
 def report_deployment(dep_id: Id, request: Request, format: ReportFormat = "json",
                       actor: Actor = Depends(current_actor)):
     return _formatted(reports.deployment_report(request.app.state.vigil, actor, dep_id), format, f"Deployment {dep_id}")
 
 
-@router.get("/reports/annual/{year}", responses=REPORT_FORMATS)
+@router.get("/reports/annual/{year}", response_model=AnnualReport, responses=REPORT_FORMATS)
 def report_annual(year: Year, request: Request, format: ReportFormat = "json", include_trials: bool = False,
                   actor: Actor = Depends(current_actor)):
     report = reports.annual_report(request.app.state.vigil, actor, year, include_trials=include_trials)
     return _formatted(report, format, f"Live facial recognition deployments {year}")
 
 
-@router.post("/retention/run")
+@router.post("/retention/run", response_model=RetentionRun)
 def retention(request: Request, actor: Actor = Depends(current_actor)):
     return run_retention(request.app.state.vigil, actor)
 
 
-@router.get("/users")
+@router.get("/users", response_model=Page[UserSummary])
 def users(request: Request, limit: Limit = 100, cursor: Cursor = None, actor: Actor = Depends(current_actor)):
     """Users by name, one page at a time."""
     page = accounts.list_users(request.app.state.vigil, actor, cursor=cursor, limit=limit)
@@ -94,36 +99,36 @@ def users(request: Request, limit: Limit = 100, cursor: Cursor = None, actor: Ac
             "next_cursor": page.next_cursor}
 
 
-@router.post("/users", status_code=201)
+@router.post("/users", status_code=201, response_model=UserCreated)
 def add_user(body: UserIn, request: Request, actor: Actor = Depends(current_actor)):
     result = accounts.add_user(request.app.state.vigil, actor, body.username, body.role,
                                display_name=body.display_name, password=body.password)
     return {k: result[k] for k in ("username", "role", "password")}
 
 
-@router.post("/users/{username}/disable")
+@router.post("/users/{username}/disable", response_model=UserDisabled, response_model_exclude_unset=True)
 def disable_user(username: Username, request: Request, actor: Actor = Depends(current_actor)):
     """Disable a user: every session and API token of theirs stops working at once."""
     return accounts.set_disabled(request.app.state.vigil, actor, username, True)
 
 
-@router.post("/users/{username}/enable")
+@router.post("/users/{username}/enable", response_model=UserDisabled, response_model_exclude_unset=True)
 def enable_user(username: Username, request: Request, actor: Actor = Depends(current_actor)):
     return accounts.set_disabled(request.app.state.vigil, actor, username, False)
 
 
-@router.post("/users/{username}/reset-password")
+@router.post("/users/{username}/reset-password", response_model=PasswordReset)
 def reset_password(username: Username, request: Request, actor: Actor = Depends(current_actor)):
     """A new generated password (shown once); every session and API token of the user ends."""
     return accounts.reset_password(request.app.state.vigil, actor, username)
 
 
-@router.post("/users/{username}/role")
+@router.post("/users/{username}/role", response_model=RoleChanged, response_model_exclude_unset=True)
 def set_role(username: Username, body: RoleIn, request: Request, actor: Actor = Depends(current_actor)):
     """Change a user's role; their sessions and API tokens end (they log in again)."""
     return accounts.set_role(request.app.state.vigil, actor, username, body.role)
 
 
-@router.post("/tokens/{token_id}/revoke")
+@router.post("/tokens/{token_id}/revoke", response_model=TokenRevoked)
 def revoke(token_id: Id, request: Request, actor: Actor = Depends(current_actor)):
     return accounts.revoke_token(request.app.state.vigil, actor, token_id)

@@ -12,6 +12,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from vigil.api.auth import current_actor
+from vigil.api.responses import (
+    AlertDecided, AlertDetail, AlertListed, AuthorisationView, Deployment, DeploymentCreated, DeploymentDetail,
+    DeploymentListed, DeploymentRecord, DeploymentStopped, Page,
+)
 from vigil.api.schemas import (
     JPEG, MAX_ID, AfterId, AuthoriseIn, Cursor, Limit, CancelIn, DecisionIn, DeploymentIn, DeploymentState, Id, OutcomesIn,
     RejectIn, RunIn,
@@ -28,27 +32,28 @@ from vigil.services.live_runs import start_deployment, stop_deployment
 router = APIRouter(prefix="/api", tags=["live"])
 
 
-@router.get("/deployments")
+@router.get("/deployments", response_model=Page[DeploymentListed], response_model_exclude_unset=True)
 def deployments(request: Request, status: Annotated[DeploymentState | None, Query(
         description="only this state (draft: waiting for authorisation)")] = None,
         limit: Limit = 100, cursor: Cursor = None, actor: Actor = Depends(current_actor)):
     return list_deployments(request.app.state.vigil, actor, status, cursor=cursor, limit=limit).as_dict()
 
 
-@router.get("/deployments/{dep_id}/authorisation")
+@router.get("/deployments/{dep_id}/authorisation", response_model=AuthorisationView,
+            response_model_exclude_unset=True)
 def authorisation(dep_id: Id, request: Request, actor: Actor = Depends(current_actor)):
     """What authorising the plan means: watchlists with their sizes, categories and state; the
     threshold, expected false alerts and misses per category; window, cameras, legal basis."""
     return authorisation_view(request.app.state.vigil, actor, dep_id)
 
 
-@router.post("/deployments/{dep_id}/reject")
+@router.post("/deployments/{dep_id}/reject", response_model=Deployment, response_model_exclude_unset=True)
 def reject(dep_id: Id, body: RejectIn, request: Request, actor: Actor = Depends(current_actor)):
     """Turn down a plan with a reason; it ends as cancelled, recorded as rejected."""
     return reject_deployment(request.app.state.vigil, actor, dep_id, body.reason)
 
 
-@router.post("/deployments", status_code=201)
+@router.post("/deployments", status_code=201, response_model=DeploymentCreated, response_model_exclude_unset=True)
 def create(body: DeploymentIn, request: Request, actor: Actor = Depends(current_actor)):
     return create_deployment(request.app.state.vigil, actor, name=body.name, location=body.location,
                              sources=[c.model_dump() for c in body.cameras], watchlists=body.watchlists,
@@ -58,24 +63,24 @@ def create(body: DeploymentIn, request: Request, actor: Actor = Depends(current_
                              trial=body.trial)
 
 
-@router.get("/deployments/{dep_id}")
+@router.get("/deployments/{dep_id}", response_model=DeploymentDetail, response_model_exclude_unset=True)
 def show(dep_id: Id, request: Request, actor: Actor = Depends(current_actor)):
     data = show_deployment(request.app.state.vigil, actor, dep_id)
     data["live"] = request.app.state.live.status(dep_id)
     return data
 
 
-@router.post("/deployments/{dep_id}/authorise")
+@router.post("/deployments/{dep_id}/authorise", response_model=Deployment, response_model_exclude_unset=True)
 def authorise(dep_id: Id, body: AuthoriseIn, request: Request, actor: Actor = Depends(current_actor)):
     return authorise_deployment(request.app.state.vigil, actor, dep_id, body.note)
 
 
-@router.post("/deployments/{dep_id}/cancel")
+@router.post("/deployments/{dep_id}/cancel", response_model=Deployment, response_model_exclude_unset=True)
 def cancel(dep_id: Id, request: Request, body: CancelIn | None = None, actor: Actor = Depends(current_actor)):
     return cancel_deployment(request.app.state.vigil, actor, dep_id, body.reason if body else "")
 
 
-@router.post("/deployments/{dep_id}/start")
+@router.post("/deployments/{dep_id}/start", response_model=Deployment, response_model_exclude_unset=True)
 def start(dep_id: Id, body: RunIn, request: Request, actor: Actor = Depends(current_actor)):
     vigil = request.app.state.vigil
     data = start_deployment(vigil, actor, dep_id)
@@ -83,7 +88,7 @@ def start(dep_id: Id, body: RunIn, request: Request, actor: Actor = Depends(curr
     return data
 
 
-@router.post("/deployments/{dep_id}/stop")
+@router.post("/deployments/{dep_id}/stop", response_model=DeploymentStopped, response_model_exclude_unset=True)
 def stop(dep_id: Id, request: Request, actor: Actor = Depends(current_actor)):
     """Stops the deployment wherever it runs: in this server at once, in another process at its
     runner's next heartbeat; one whose runner died is marked failed and its snapshot erased."""
@@ -91,12 +96,12 @@ def stop(dep_id: Id, request: Request, actor: Actor = Depends(current_actor)):
                            wait_seconds=12.0)
 
 
-@router.post("/deployments/{dep_id}/outcomes")
+@router.post("/deployments/{dep_id}/outcomes", response_model=DeploymentRecord)
 def outcomes(dep_id: Id, body: OutcomesIn, request: Request, actor: Actor = Depends(current_actor)):
     return record_outcomes(request.app.state.vigil, actor, dep_id, engagements=body.engagements, arrests=body.arrests)
 
 
-@router.get("/alerts")
+@router.get("/alerts", response_model=Page[AlertListed])
 def alerts(request: Request, deployment_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
            subject_id: Annotated[str | None, Query(min_length=1, max_length=40,
                                                    description="one subject's alerts (their history)")] = None,
@@ -109,7 +114,7 @@ def alerts(request: Request, deployment_id: Annotated[int | None, Query(ge=1, le
                        limit=limit).as_dict()
 
 
-@router.post("/alerts/{alert_id}/decision")
+@router.post("/alerts/{alert_id}/decision", response_model=AlertDecided)
 def decision(alert_id: Id, body: DecisionIn, request: Request, actor: Actor = Depends(current_actor)):
     return decide(request.app.state.vigil, actor, alert_id, decision=body.decision, outcome=body.outcome,
                   notes=body.notes, case_ref=body.case_ref, reason=body.reason)
@@ -178,7 +183,7 @@ async def stream(request: Request, after_id: AfterId = 0, once: bool = False, ac
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
-@router.get("/alerts/{alert_id}")
+@router.get("/alerts/{alert_id}", response_model=AlertDetail)
 def alert(alert_id: Id, request: Request, actor: Actor = Depends(current_actor)):
     """One alert with its latest decision and every earlier one (``history``). Declared
     after ``/alerts/stream`` so that that path is never read as an id."""
