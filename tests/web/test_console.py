@@ -257,7 +257,7 @@ def test_console_end_to_end(browser, live_server, check_page, tmp_path):
     page.get_by_label("Purpose").fill("Locate wanted offenders at the demo event")
     page.get_by_label("Legal basis").fill("Common law policing powers; DPA 2018 s.35")
     page.get_by_label("Category").select_option("wanted")
-    check_page(page, "03-watchlists", doc="watchlists")
+    check_page(page, "03-watchlists")
     page.get_by_role("button", name="Create watchlist").click()
     page.wait_for_url(re.compile(r".*/watchlists/Demo%20watchlist$"))
     expect(page.locator("#summary")).to_contain_text("not authorised")
@@ -277,7 +277,11 @@ def test_console_end_to_end(browser, live_server, check_page, tmp_path):
     page.get_by_label("Authorisation note").fill("Necessary and proportionate for the demo event")
     page.get_by_role("button", name="Authorise watchlist").click()
     expect(page.locator("#summary")).to_contain_text(f"by {first['admin']}")
-    check_page(page, "05-watchlist", doc="watchlist")
+    check_page(page, "05-watchlist", doc="watchlist", doc_top="body")
+    page.get_by_role("link", name="Watchlists").first.click()
+    expect(page.locator("#collections-table")).to_contain_text("Demo watchlist")
+    expect(page.locator("#collections-table")).to_contain_text("authorised")
+    check_page(page, "05b-watchlists-list", doc="watchlists")
 
     # Create the demo deployment with the video as its camera, and authorise it.
     page.get_by_role("link", name="Deployments").first.click()
@@ -289,7 +293,7 @@ def test_console_end_to_end(browser, live_server, check_page, tmp_path):
     page.get_by_label("Demo watchlist").check()
     page.get_by_label("Camera 1 source").fill(str(video))
     page.get_by_label("Accepted false alert rate per face").fill("0.001")
-    check_page(page, "06-deployments", doc="deployments")
+    check_page(page, "06-deployments")
     page.get_by_role("button", name="Create deployment").click()
     page.wait_for_url(re.compile(r".*/deployments/\d+$"))
     dep_id = page.url.rsplit("/", 1)[1]
@@ -350,6 +354,10 @@ def test_console_end_to_end(browser, live_server, check_page, tmp_path):
     record = page.locator("#record dl").inner_text()
     assert re.search(r"Confirmed alerts\s+1", record), record
     check_page(page, "12-deployment-ended")
+    page.get_by_role("link", name="Deployments").first.click()
+    expect(page.locator("#deployments-table")).to_contain_text("Demo deployment")
+    expect(page.locator("#deployments-table")).to_contain_text("ended")
+    check_page(page, "12b-deployments-list", doc="deployments")
 
     # Retrospective search against the watchlist: candidates as a grid, with the warning.
     page.get_by_role("link", name="Retrospective search").click()
@@ -360,7 +368,7 @@ def test_console_end_to_end(browser, live_server, check_page, tmp_path):
     page.get_by_role("button", name="Search").click()
     expect(page.locator(".candidate").first).to_contain_text("Barack Obama")
     expect(page.locator("#results-section")).to_contain_text("leads for review, not identifications")
-    check_page(page, "13-search-results", doc="search")
+    check_page(page, "13-search-results", doc="search", doc_top="#results-section")
 
     # Enrolling into the authorised watchlist withdraws its authorisation, and the page says so.
     page.goto("/watchlists/Demo%20watchlist")
@@ -514,7 +522,7 @@ def test_supervisor_reviews_what_a_plan_authorises_and_rejects_it(browser, live_
     expect(page.locator("#review-watchlists")).to_contain_text("Review list")
     expect(page.locator("#review-watchlists")).to_contain_text("1 person in all")
     expect(page.locator("#review-thresholds")).to_contain_text("every category")
-    check_page(page, "24-deployment-review", doc="deployment-review")
+    check_page(page, "24-deployment-review", doc="deployment-review", doc_top="#review-heading")
     page.get_by_label("Reason for rejecting (the planner reads it)").fill("No intelligence case for this site")
     page.get_by_role("button", name="Reject deployment").click()
     expect(page.locator("#status-badge")).to_contain_text("cancelled")
@@ -676,7 +684,7 @@ def test_operator_compares_faces_on_the_alert_card_and_filters_the_history(brows
     expect(page.locator(f"#alert-{ids['earlier']}")).to_contain_text("false alert")
     expect(page.locator(f"#alert-{ids['obama']}")).to_have_count(0)
     expect(page.get_by_label("Subject id")).to_have_value(biden["id"])
-    check_page(page, "28-alerts-subject-history")
+    check_page(page, "28-alerts-subject-history", doc="alerts-subject-history")
 
     # by deployment: High Street holds only the earlier (decided) alert
     page.get_by_label("Deployment").select_option(str(seeded["deployments"]["high_street"]))
@@ -690,5 +698,85 @@ def test_operator_compares_faces_on_the_alert_card_and_filters_the_history(brows
     page.get_by_label("Subject id").fill("")
     page.get_by_label("Deployment").select_option("")
     expect(cards).to_have_count(2)  # the two undecided alerts, every subject
+    context.close()
+    assert problems == []
+
+
+@pytest.mark.browser
+def test_lists_show_a_page_at_a_time_and_subjects_are_searched(browser, live_server, check_page):
+    """Issue #15: each list shows its first page and a "Show more" button while the API gives a
+    next_cursor; a watchlist's subjects are searched by name or reference (q)."""
+    from playwright.sync_api import expect
+
+    from tests.conftest import demo_bytes
+    from vigil.retro.manifests import EnrolItem
+    from vigil.services.collections import create_collection, list_collections
+    from vigil.services.enrolment import enrol_image
+
+    vigil = live_server.app.state.vigil
+    admin = vigil.cli_actor()
+    for i in range(101):
+        create_collection(vigil, admin, "watchlist", f"Paged list {i:03d}", purpose="paging test")
+    total = len(list_collections(vigil, admin, "watchlist", limit=1000).items)
+    create_collection(vigil, admin, "watchlist", "Searchable list", purpose="search test", category="wanted")
+    for photo, name, reference in (("obama.jpg", "Barack Obama", "WARRANT-0451"),
+                                   ("biden.jpg", "Joe Biden", "WARRANT-2207")):
+        out = enrol_image(vigil, admin, "watchlist", "Searchable list", demo_bytes(photo),
+                          EnrolItem(photo, name, reference=reference))
+        assert out["status"] == "enrolled", out
+
+    problems: list[str] = []
+    context, page = new_page(browser, live_server, problems)
+    browser_login(page, "supervisor", PASSWORDS["supervisor"])
+    page.goto("/watchlists")
+    rows = page.locator("#collections-table tbody tr")
+    expect(rows).to_have_count(100)
+    more = page.get_by_role("button", name="Show more watchlists")
+    expect(more).to_be_visible()
+    more.focus()
+    page.keyboard.press("Enter")
+    expect(rows).to_have_count(total + 1)  # every watchlist, the searchable one too
+    expect(more).to_be_hidden()
+    expect(page.locator("#collections-table")).to_be_focused()  # not dropped at the top of the page
+    expect(page.locator("#status")).to_contain_text("that is all")
+
+    page.goto("/watchlists/Searchable%20list")
+    subjects = page.locator("#subjects-table tbody tr")
+    expect(subjects).to_have_count(2)
+    expect(page.get_by_role("button", name="Show more subjects")).to_be_hidden()
+    page.get_by_label("Name or reference contains").fill("2207")
+    page.get_by_role("button", name="Search subjects").click()
+    expect(subjects).to_have_count(1)
+    expect(subjects.first).to_contain_text("Joe Biden")
+    expect(page.locator("#status")).to_contain_text("1 subject matches “2207”")
+    check_page(page, "29-subjects-searched")
+    page.get_by_label("Name or reference contains").fill("nobody of that name")
+    page.keyboard.press("Enter")
+    expect(page.locator("#subjects-table")).to_contain_text("No subjects match this search.")
+    context.close()
+
+    # the alerts page: 50 at a time, older ones on request (rows only: no images kept)
+    from vigil.store.schema import Alert, Deployment
+
+    with vigil.store.session() as s:
+        dep = Deployment(name="Paging deployment", location="Anywhere", status="ended", sources=[],
+                         watchlist_ids=[], snapshot_ids=[], category_rates={}, record={})
+        s.add(dep)
+        s.flush()
+        for i in range(51):
+            s.add(Alert(deployment_id=dep.id, camera="north", source_time=float(i), track_id=i, subject_id="S-PAGED",
+                        subject_name="Paged Person", category="wanted", score=0.7, threshold=0.6, fmr=1e-6))
+        dep_id = dep.id
+    context, page = new_page(browser, live_server, problems)
+    browser_login(page, "operator", PASSWORDS["operator"])
+    page.goto(f"/alerts?deployment_id={dep_id}")
+    cards = page.locator("#alert-list > li")
+    expect(cards).to_have_count(50)
+    expect(cards.first).to_contain_text("Images deleted by retention")
+    older = page.get_by_role("button", name="Show older alerts")
+    older.click()
+    expect(cards).to_have_count(51)
+    expect(older).to_be_hidden()
+    expect(cards.last.locator("h3")).to_be_focused()
     context.close()
     assert problems == []

@@ -1,12 +1,15 @@
 // Audit trail: chain verification (GET /api/audit/verify) and the entries with filters
-// (GET /api/audit), newest first, with "older" paging by sequence number.
-import { announce, api, busy, emptyRow, fill, h, onSubmit, showError, time } from "./common.js";
+// (GET /api/audit), newest first, a page at a time ("Show older entries" follows next_cursor);
+// the retrospective searches of the same period (GET /api/searches), also a page at a time.
+import {
+  announce, api, busy, emptyRow, fill, h, onSubmit, pageOf, pagedList, showError, tableRows, time, withPage,
+} from "./common.js";
 
 const verifyEl = document.getElementById("verify");
 const tbody = document.querySelector("#audit-table tbody");
 const older = document.getElementById("older");
 const form = document.getElementById("filter-form");
-let lastSeq = null;
+let nextCursor = null;
 
 async function verify() {
   fill(verifyEl, h("p", {}, "Verifying…"));
@@ -48,64 +51,76 @@ function period(data, p) {
   return p;
 }
 
-function params(before) {
+function params() {
   const data = new FormData(form);
   const p = new URLSearchParams();
-  for (const key of ["action", "actor_name", "object_type", "limit"]) {
+  for (const key of ["action", "actor_name", "object_type"]) {
     const value = (data.get(key) || "").trim();
     if (value) p.set(key, value);
   }
   period(data, p);
-  if (before) p.set("before", before);
   return p;
 }
 
-const searchesBody = document.querySelector("#searches-table tbody");
-
-async function loadSearches() {
-  if (!searchesBody) return;
-  const p = period(new FormData(form), new URLSearchParams());
-  const rows = await api(`/api/searches?${p}`);
-  if (!rows.length) emptyRow(searchesBody, 8, "No searches in this period.");
-  else fill(searchesBody, rows.map((r) => h("tr", {},
-    h("td", { class: "num" }, r.id), h("td", {}, time(r.at)), h("td", {}, r.by), h("td", {}, r.case_ref),
-    h("td", {}, r.reason), h("td", {}, r.collection), h("td", { class: "num" }, r.faces),
-    h("td", { class: "num" }, r.candidates))));
+function pageSize() {
+  return Number(new FormData(form).get("limit") || 100);
 }
 
+const searchesTable = document.getElementById("searches-table");
+const searches = searchesTable ? pagedList({
+  path: () => `/api/searches?${period(new FormData(form), new URLSearchParams())}`,
+  after: searchesTable.closest(".table-wrap") || searchesTable, focusAfter: searchesTable,
+  label: "Show older searches", context: "Loading older searches",
+  show: tableRows(searchesTable.querySelector("tbody"), 8, "No searches in this period.", (r) => h("tr", {},
+    h("td", { class: "num" }, r.id), h("td", {}, time(r.at)), h("td", {}, r.by), h("td", {}, r.case_ref),
+    h("td", {}, r.reason), h("td", {}, r.collection), h("td", { class: "num" }, r.faces),
+    h("td", { class: "num" }, r.candidates))),
+}) : null;
+
+// CSV exports every entry the filters select; JSON is the API's page (up to 1,000 entries).
 function exportLinks(p) {
   const q = new URLSearchParams(p);
-  q.delete("before");
-  document.getElementById("export-json").href = `/api/audit?${q}`;
+  q.set("limit", "1000");
+  const json = document.getElementById("export-json");
+  json.href = `/api/audit?${q}`;
+  json.textContent = "JSON (up to 1,000 entries)";
+  q.delete("limit");
   q.set("format", "csv");
   document.getElementById("export-csv").href = `/api/audit?${q}`;
 }
 
-async function load(before = null) {
-  const p = params(before);
-  if (!before) {
+async function load(more = false) {
+  const p = params();
+  if (!more) {
     exportLinks(p);
-    await loadSearches();
+    if (searches) await searches.reload();
   }
-  const rows = await api(`/api/audit?${p}`);
-  if (!before) {
+  const hadFocus = document.activeElement === older;
+  const page = pageOf(await api(withPage(`/api/audit?${p}`, { limit: pageSize(), cursor: more ? nextCursor : null })));
+  const rows = page.items;
+  if (!more) {
     if (!rows.length) emptyRow(tbody, 6, "No entries match these filters.");
     else fill(tbody, rows.map(row));
   } else {
     tbody.append(...rows.map(row));
   }
-  lastSeq = rows.length ? rows[rows.length - 1].seq : lastSeq;
-  older.hidden = rows.length < Number(p.get("limit") || 100) || lastSeq <= 1;
+  nextCursor = page.next;
+  older.hidden = !nextCursor;
+  if (hadFocus && !nextCursor) {
+    const table = document.getElementById("audit-table");
+    table.setAttribute("tabindex", "-1");
+    table.focus();
+  }
   return rows;
 }
 
 onSubmit(form, async () => {
   const rows = await load();
-  announce(`${rows.length} entries shown.`);
+  announce(`${rows.length} entries shown${nextCursor ? "; older ones follow" : ""}.`);
 }, "Loading the audit trail");
 older.addEventListener("click", () => busy(older, async () => {
-  const rows = await load(lastSeq);
-  announce(`${rows.length} older entries added.`);
+  const rows = await load(true);
+  announce(`${rows.length} older entries added${nextCursor ? "" : "; that is all"}.`);
 }, "Loading older entries"));
 document.getElementById("verify-again").addEventListener("click", (event) => busy(event.currentTarget, verify));
 

@@ -1,6 +1,8 @@
 // One watchlist or gallery: summary, actions (authorise, expire, delete), enrolment with a
 // quality check shown before anything is stored (enrol with preview=true), and its subjects.
-import { announce, api, badge, busy, can, emptyRow, facts, fill, h, main, onSubmit, showError, time } from "./common.js";
+import {
+  announce, api, badge, busy, can, emptyRow, facts, fill, h, main, onSubmit, pagedList, showError, tableRows, time,
+} from "./common.js";
 
 const kind = main.dataset.kind;
 const plural = main.dataset.plural;
@@ -32,27 +34,59 @@ async function loadSummary() {
   }
 }
 
+// The subjects, a page at a time (GET .../subjects?limit&cursor), searchable by name or
+// reference (q): the search box is added above the table.
+const subjectsTable = document.getElementById("subjects-table");
+const subjectsBody = subjectsTable.querySelector("tbody");
+const withImages = can("image.view");
+const subjectColumns = withImages ? 5 : 4;
+const searchInput = h("input", { id: "subject-q", name: "q", type: "search", maxlength: 200, autocomplete: "off" });
+const searchForm = h("form", { class: "filters subject-search", role: "search", "aria-label": "Search the subjects" },
+  h("div", { class: "field" }, h("label", { for: "subject-q" }, "Name or reference contains"), searchInput),
+  h("button", { type: "submit", class: "button button-secondary" }, "Search subjects"));
+(subjectsTable.closest(".table-wrap") || subjectsTable).before(searchForm);
+
+function subjectRow(s) {
+  return h("tr", {},
+    withImages ? h("td", {}, h("img", {
+      class: "thumb", src: `/api/subjects/${encodeURIComponent(s.id)}/image`, alt: `Enrolled face of ${s.name}`,
+      width: 64, height: 64, loading: "lazy",
+    })) : null,
+    h("td", {}, s.name),
+    h("td", {}, s.category || "–"),
+    h("td", {}, s.reference || "–"),
+    h("td", {}, h("code", {}, s.id)));
+}
+
+function subjectsPath() {
+  const q = searchInput.value.trim();
+  return q ? `${base}/subjects?${new URLSearchParams({ q })}` : `${base}/subjects`;
+}
+
+const subjects = pagedList({
+  path: subjectsPath, after: subjectsTable.closest(".table-wrap") || subjectsTable, focusAfter: subjectsTable,
+  label: "Show more subjects", context: "Loading more subjects",
+  show: (items, page) => tableRows(subjectsBody, subjectColumns,
+    searchInput.value.trim() ? "No subjects match this search." : "No subjects enrolled yet.", subjectRow)(items, page),
+});
+
 async function loadSubjects() {
-  const tbody = document.querySelector("#subjects-table tbody");
-  const withImages = can("image.view");
-  const columns = withImages ? 5 : 4;
   try {
-    const rows = await api(`${base}/subjects`);
-    if (!rows.length) return emptyRow(tbody, columns, "No subjects enrolled yet.");
-    fill(tbody, rows.map((s) => h("tr", {},
-      withImages ? h("td", {}, h("img", {
-        class: "thumb", src: `/api/subjects/${encodeURIComponent(s.id)}/image`, alt: `Enrolled face of ${s.name}`,
-        width: 64, height: 64, loading: "lazy",
-      })) : null,
-      h("td", {}, s.name),
-      h("td", {}, s.category || "–"),
-      h("td", {}, s.reference || "–"),
-      h("td", {}, h("code", {}, s.id)))));
+    return await subjects.reload();
   } catch (err) {
-    emptyRow(tbody, columns, "Could not load the subjects.");
+    emptyRow(subjectsBody, subjectColumns, "Could not load the subjects.");
     showError(err, "Loading subjects");
+    return [];
   }
 }
+
+onSubmit(searchForm, async () => {
+  const rows = await loadSubjects();
+  const q = searchInput.value.trim();
+  const one = rows.length === 1 && !subjects.hasMore;
+  const count = `${rows.length}${subjects.hasMore ? " or more" : ""} subject${one ? "" : "s"}`;
+  announce(q ? `${count} ${one ? "matches" : "match"} “${q}”.` : `${count}.`);
+}, "Searching the subjects");
 
 // --- actions -------------------------------------------------------------------------------
 onSubmit(document.getElementById("authorise-form"), async (data) => {

@@ -1,25 +1,35 @@
 // Watchlists or galleries: the list and the create form.
-import { api, badge, emptyRow, fill, h, localToIso, main, onSubmit, showError, time } from "./common.js";
+import { api, badge, emptyRow, h, localToIso, main, onSubmit, pagedList, showError, tableRows, time } from "./common.js";
 
 const kind = main.dataset.kind; // watchlist | gallery
 const plural = main.dataset.plural; // watchlists | galleries
-const tbody = document.querySelector("#collections-table tbody");
+const table = document.getElementById("collections-table");
+const tbody = table.querySelector("tbody");
 const columns = kind === "watchlist" ? 7 : 5;
+
+function collectionRow(c) {
+  return h("tr", {},
+    h("td", {}, h("a", { href: `/${plural}/${encodeURIComponent(c.name)}` }, c.name)),
+    h("td", {}, badge(c.status)),
+    kind === "watchlist" ? [
+      h("td", {}, c.category),
+      h("td", {}, c.authorised_by ? [badge("authorised"), ` by ${c.authorised_by}`] : badge("not authorised", "badge-warn")),
+    ] : null,
+    h("td", { class: "num" }, c.subjects),
+    h("td", {}, c.purpose || "–"),
+    h("td", {}, c.expires_at ? time(c.expires_at) : "never"));
+}
+
+// A page at a time (GET /api/{plural}?limit&cursor; "Show more" follows next_cursor).
+const collections = pagedList({
+  path: () => `/api/${plural}`, after: table.closest(".table-wrap") || table, focusAfter: table,
+  label: `Show more ${plural}`, context: `Loading more ${plural}`,
+  show: tableRows(tbody, columns, `No ${plural} yet.`, collectionRow),
+});
 
 async function loadList() {
   try {
-    const rows = await api(`/api/${plural}`);
-    if (!rows.length) return emptyRow(tbody, columns, `No ${plural} yet.`);
-    fill(tbody, rows.map((c) => h("tr", {},
-      h("td", {}, h("a", { href: `/${plural}/${encodeURIComponent(c.name)}` }, c.name)),
-      h("td", {}, badge(c.status)),
-      kind === "watchlist" ? [
-        h("td", {}, c.category),
-        h("td", {}, c.authorised_by ? [badge("authorised"), ` by ${c.authorised_by}`] : badge("not authorised", "badge-warn")),
-      ] : null,
-      h("td", { class: "num" }, c.subjects),
-      h("td", {}, c.purpose || "–"),
-      h("td", {}, c.expires_at ? time(c.expires_at) : "never"))));
+    await collections.reload();
   } catch (err) {
     emptyRow(tbody, columns, `Could not load the ${plural}.`);
     showError(err, `Loading ${plural}`);

@@ -242,3 +242,27 @@ export function pagedList({ path, show, after, label = "Show more", limit = 100,
   button.addEventListener("click", () => busy(button, more, context));
   return { reload, more, button, get hasMore() { return Boolean(next); } };
 }
+
+/** Every item of a list, page after page: for choices that must be complete (the watchlists a
+ * plan may use, the collections a search may target). Stops after `pages` pages. */
+export async function allItems(path, { limit = 1000, pages = 20 } = {}) {
+  const items = [];
+  let cursor = null;
+  for (let i = 0; i < pages; i += 1) {
+    const page = pageOf(await api(withPage(path, { limit, cursor })));
+    items.push(...page.items);
+    if (!page.next) break;
+    cursor = page.next;
+  }
+  return items;
+}
+
+/** Show a page of table rows: the first replaces the body (or says `emptyText`), the next append. */
+export function tableRows(tbody, columns, emptyText, row) {
+  return (items, { first }) => {
+    if (first && !items.length) return emptyRow(tbody, columns, emptyText);
+    if (first) fill(tbody, items.map(row));
+    else tbody.append(...items.map(row));
+    return undefined;
+  };
+}

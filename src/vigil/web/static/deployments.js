@@ -1,21 +1,33 @@
-// Deployments: the list (GET /api/deployments) and the create form (POST /api/deployments).
-import { api, badge, can, emptyRow, fill, h, localToIso, onSubmit, showError, time } from "./common.js";
+// Deployments: the list (GET /api/deployments, a page at a time) and the create form (POST /api/deployments).
+import {
+  allItems, api, badge, can, emptyRow, fill, h, localToIso, onSubmit, pagedList, showError, tableRows, time,
+} from "./common.js";
 
-const tbody = document.querySelector("#deployments-table tbody");
+const table = document.getElementById("deployments-table");
+const tbody = table.querySelector("tbody");
 const form = document.getElementById("create-form");
+
+function deploymentRow(d) {
+  return h("tr", {},
+    h("td", { class: "num" }, d.id),
+    h("td", {}, h("a", { href: `/deployments/${d.id}` }, d.name)),
+    h("td", {}, d.location || "–"),
+    h("td", {}, badge(d.status), d.trial ? [" ", badge("trial", "badge-warn")] : null),
+    h("td", {}, d.watchlists.join(", ") || "–"),
+    h("td", {}, time(d.window_start), " to ", time(d.window_end)),
+    h("td", {}, d.authorised_by || "–"));
+}
+
+// Newest first, a page at a time (GET /api/deployments?limit&cursor; "Show more" follows next_cursor).
+const deployments = pagedList({
+  path: () => "/api/deployments", after: table.closest(".table-wrap") || table, focusAfter: table,
+  label: "Show more deployments", context: "Loading more deployments",
+  show: tableRows(tbody, 7, "No deployments yet.", deploymentRow),
+});
 
 async function loadList() {
   try {
-    const rows = await api("/api/deployments");
-    if (!rows.length) return emptyRow(tbody, 7, "No deployments yet.");
-    fill(tbody, rows.map((d) => h("tr", {},
-      h("td", { class: "num" }, d.id),
-      h("td", {}, h("a", { href: `/deployments/${d.id}` }, d.name)),
-      h("td", {}, d.location || "–"),
-      h("td", {}, badge(d.status), d.trial ? [" ", badge("trial", "badge-warn")] : null),
-      h("td", {}, d.watchlists.join(", ") || "–"),
-      h("td", {}, time(d.window_start), " to ", time(d.window_end)),
-      h("td", {}, d.authorised_by || "–"))));
+    await deployments.reload();
   } catch (err) {
     emptyRow(tbody, 7, "Could not load the deployments.");
     showError(err, "Loading deployments");
@@ -47,7 +59,7 @@ function addCamera(name = "", sourceValue = "") {
 async function loadWatchlists() {
   const box = document.getElementById("watchlist-choices");
   try {
-    const rows = await api("/api/watchlists");
+    const rows = await allItems("/api/watchlists");
     if (!rows.length) {
       fill(box, h("p", {}, "No watchlists yet. ", h("a", { href: "/watchlists" }, "Create one first.")));
       return;

@@ -1,6 +1,6 @@
 // Retrospective search: upload a probe with a case reference and a reason (POST /api/search),
 // then show each face found with its candidates as a grid, scores and any look-alike warning.
-import { announce, api, badge, fill, h, oneIn, onSubmit, score, showError } from "./common.js";
+import { allItems, announce, api, badge, fill, h, oneIn, onSubmit, score, showError } from "./common.js";
 
 const target = document.getElementById("target");
 const section = document.getElementById("results-section");
@@ -8,7 +8,7 @@ const results = document.getElementById("results");
 
 async function loadTargets() {
   try {
-    const [galleries, watchlists] = await Promise.all([api("/api/galleries"), api("/api/watchlists")]);
+    const [galleries, watchlists] = await Promise.all([allItems("/api/galleries"), allItems("/api/watchlists")]);
     const group = (label, kind, rows) => (rows.length ? h("optgroup", { label },
       rows.map((c) => h("option", { value: `${kind}:${c.name}` }, `${c.name} (${c.subjects} subjects${c.status === "expired" ? ", expired" : ""})`))) : null);
     fill(target, h("option", { value: "" }, "Choose a gallery or watchlist"),
