@@ -59,3 +59,46 @@ class PolicyError(VigilError):
     """A rule refuses the action (missing case reference, deployment outside its window...)."""
 
     exit_code = 8
+
+
+# One error format for every front end (RFC 9457 problem details): the API answers it with the
+# HTTP status, the CLI prints it with --json and exits with the error's exit code.
+HTTP_STATUS = (
+    (AuthenticationError, 401),  # who you are is not established
+    (PermissionDenied, 403),  # your role may not do this
+    (NotFoundError, 404),
+    (ConflictError, 409),  # the present state forbids it: it exists already, it is running, it ended
+    (ModelMismatchError, 409),
+    (ImageError, 422),  # the content cannot be used: an image, a face, a failed quality gate
+    (NoFaceError, 422),
+    (QualityError, 422),
+    (AmbiguousFaceError, 422),
+    (PolicyError, 422),  # a rule refuses it: no legal basis, outside its window, not authorised
+    (VigilError, 400),  # the request breaks a rule of form: a missing reason, a value out of range
+)
+
+
+def http_status(exc: VigilError) -> int:
+    return next(code for cls, code in HTTP_STATUS if isinstance(exc, cls))
+
+
+def problem_slug(kind: str) -> str:
+    """``NotFoundError`` -> ``not-found``; Vigil's general rule error -> ``bad-request``."""
+    if kind == "VigilError":
+        return "bad-request"
+    out = "".join(f"-{c.lower()}" if c.isupper() else c for c in kind).strip("-")
+    return out.removesuffix("-error") or "error"
+
+
+def problem_details(exc: VigilError) -> dict:
+    """The error as RFC 9457 problem details: ``type``, ``title``, ``status``, ``detail``, and
+    Vigil's ``error`` (its kind) and, for a failed quality gate, ``reasons``."""
+    from http import HTTPStatus
+
+    status = http_status(exc)
+    kind = exc.__class__.__name__
+    body = {"type": f"urn:vigil:problem:{problem_slug(kind)}", "title": HTTPStatus(status).phrase,
+            "status": status, "detail": str(exc), "error": kind}
+    if isinstance(exc, QualityError) and exc.reasons:
+        body["reasons"] = exc.reasons
+    return body

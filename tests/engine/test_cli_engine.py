@@ -73,7 +73,9 @@ def test_no_face_is_a_clear_error_not_a_traceback(home, tmp_path):
                            "--json"], capture_output=True, text=True, env={"VIGIL_HOME": str(home), "PATH": "/usr/bin"})
     assert proc.returncode == 3
     assert "no face found" in proc.stderr and "Traceback" not in proc.stderr
-    assert json.loads(proc.stdout)["type"] == "NoFaceError"
+    problem = json.loads(proc.stdout)  # the API's error body: RFC 9457 problem details
+    assert problem["error"] == "NoFaceError" and problem["status"] == 422 and "no face found" in problem["detail"]
+    assert problem["type"] == "urn:vigil:problem:no-face"
 
 
 @pytest.fixture()
@@ -160,7 +162,7 @@ def test_models_install_refuses_a_file_that_is_not_the_pinned_one(home, tmp_path
                            "--json"], capture_output=True, text=True,
                           env={"VIGIL_HOME": str(home), "PATH": "/usr/bin"})
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
-    assert "is not the pinned" in json.loads(proc.stdout.strip().splitlines()[-1])["error"]
+    assert "is not the pinned" in json.loads(proc.stdout.strip().splitlines()[-1])["detail"]
     assert not (home / "model_registry").exists()
 
 

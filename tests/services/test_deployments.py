@@ -15,7 +15,7 @@ from tests.live.conftest import video, watchlist  # noqa: F401 (fixtures)
 from tests.live.test_deployments import make
 from tests.services.live_helpers import api_client, audit_entries, cli, deployment_row
 from tests.store.conftest import admin, vigil  # noqa: F401 (fixtures)
-from vigil.errors import PermissionDenied, PolicyError, VigilError
+from vigil.errors import ConflictError, PermissionDenied, VigilError
 from vigil.governance.permissions import Actor
 from vigil.services.deployments import (
     FINAL, STATES, TRANSITIONS, authorise_deployment, cancel_deployment, list_deployments,
@@ -77,7 +77,7 @@ def test_a_run_whose_camera_file_is_gone_fails_and_erases_its_snapshot(vigil, ad
 def test_starting_an_ended_deployment_is_refused_with_the_real_reason(vigil, admin, watchlist, video):  # noqa: F811
     dep_id = started(vigil, admin, video)
     end_deployment(vigil, admin, dep_id, {"frames": 0})
-    with pytest.raises(PolicyError, match="it has ended"):
+    with pytest.raises(ConflictError, match="it has ended"):
         start_deployment(vigil, admin, dep_id)
     refusals = audit_entries(vigil, "deployment.refused", dep_id)
     assert [r["why"] for r in refusals] == ["it has ended"]
@@ -94,7 +94,7 @@ def test_a_dead_runner_is_detected_and_stopped_from_the_cli(vigil, admin, watchl
     _kill_heartbeat(vigil, dep_id)
     listed = {d["id"]: d for d in list_deployments(vigil, admin).items}
     assert listed[dep_id]["status"] == "running" and listed[dep_id]["runner_stale"] is True
-    with pytest.raises(PolicyError, match="no heartbeat since"):  # a restart says what is wrong
+    with pytest.raises(ConflictError, match="no heartbeat since"):  # a restart says what is wrong
         start_deployment(vigil, admin, dep_id)
     out = cli(home, "deployment", "stop", str(dep_id), "--json")
     assert out.returncode == 0, out.stderr
@@ -141,15 +141,15 @@ def test_plans_can_be_cancelled_by_a_supervisor_or_their_creator(vigil, admin, w
     with pytest.raises(PermissionDenied, match="only deployments they created"):
         cancel_deployment(vigil, other, mine["id"])
     assert cancel_deployment(vigil, operator, mine["id"], "plan withdrawn")["status"] == "cancelled"
-    with pytest.raises(PolicyError, match="it was cancelled"):
+    with pytest.raises(ConflictError, match="it was cancelled"):
         authorise_deployment(vigil, admin, mine["id"])
     theirs = make(vigil, admin, video)
     authorise_deployment(vigil, admin, theirs["id"])
     assert cancel_deployment(vigil, Actor("sam", "supervisor"), theirs["id"])["status"] == "cancelled"
-    with pytest.raises(PolicyError, match="it was cancelled"):
+    with pytest.raises(ConflictError, match="it was cancelled"):
         start_deployment(vigil, admin, theirs["id"])
     running = started(vigil, admin, video)
-    with pytest.raises(PolicyError, match="running"):
+    with pytest.raises(ConflictError, match="running"):
         cancel_deployment(vigil, admin, running)
     with pytest.raises(PermissionDenied):
         cancel_deployment(vigil, Actor("ann", "auditor"), running)

@@ -18,26 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from vigil.errors import (
-    AuthenticationError, ConflictError, ImageError, ModelMismatchError, NoFaceError, NotFoundError,
-    PermissionDenied, PolicyError, QualityError, VigilError,
-)
+from vigil.errors import VigilError, problem_details, problem_slug
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("vigil.api")
 
-STATUS = [
-    (AuthenticationError, 401),
-    (PermissionDenied, 403),
-    (NotFoundError, 404),
-    (ConflictError, 409),
-    (ImageError, 422),
-    (NoFaceError, 422),
-    (QualityError, 422),
-    (ModelMismatchError, 409),
-    (PolicyError, 422),
-    (VigilError, 400),
-]
 # the kind of error an HTTP status means when no Vigil error names it
 KIND = {400: "BadRequest", 401: "AuthenticationError", 403: "PermissionDenied", 404: "NotFoundError",
         405: "MethodNotAllowed", 409: "ConflictError", 413: "RequestTooLarge", 422: "ValidationError",
@@ -67,21 +52,13 @@ class Problem(BaseModel):
     incident: str | None = Field(None, description="an unexpected error's id in the server log")
 
 
-def _slug(kind: str) -> str:
-    """``NotFoundError`` -> ``not-found``; Vigil's general rule error -> ``bad-request``."""
-    if kind == "VigilError":
-        return "bad-request"
-    out = "".join(f"-{c.lower()}" if c.isupper() else c for c in kind).strip("-")
-    return out.removesuffix("-error") or "error"
-
-
 def problem_body(status: int, detail: str, kind: str | None = None, **extra) -> dict:
     kind = kind or KIND.get(status) or ("BadRequest" if status < 500 else "InternalError")
     try:
         title = HTTPStatus(status).phrase
     except ValueError:
         title = "Error"
-    body = {"type": f"urn:vigil:problem:{_slug(kind)}", "title": title, "status": status, "detail": detail,
+    body = {"type": f"urn:vigil:problem:{problem_slug(kind)}", "title": title, "status": status, "detail": detail,
             "error": kind}
     body.update({k: v for k, v in extra.items() if v is not None})
     return body
@@ -118,10 +95,9 @@ def _field_errors(exc: RequestValidationError) -> list[dict]:
 def install(app: FastAPI) -> None:
     @app.exception_handler(VigilError)
     async def vigil_error(request: Request, exc: VigilError):
-        status = next(code for cls, code in STATUS if isinstance(exc, cls))
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        reasons = exc.reasons if isinstance(exc, QualityError) else None
-        return problem(status, str(exc), exc.__class__.__name__, headers=headers, reasons=reasons)
+        body = problem_details(exc)
+        headers = {"WWW-Authenticate": "Bearer"} if body["status"] == 401 else None
+        return JSONResponse(body, status_code=body["status"], headers=headers, media_type=PROBLEM_JSON)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError):

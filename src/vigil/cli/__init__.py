@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from vigil.cli.common import err_console, print_json
-from vigil.errors import VigilError
+from vigil.errors import VigilError, problem_details
 
 app = typer.Typer(
     name="vigil",
@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=True)  # exits: 0, a typer.Exit code, or 2 for a usage error
     except VigilError as exc:
-        if wants_json:
-            print_json({"error": str(exc), "type": exc.__class__.__name__})
+        if wants_json:  # the API's error body (RFC 9457 problem details), on stdout
+            print_json(problem_details(exc))
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)  # "vigil[dlib]" stays
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:

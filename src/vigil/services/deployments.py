@@ -29,7 +29,7 @@ from sqlalchemy import select
 
 from vigil.engine.images import IMAGE_SUFFIXES
 from vigil.engine.packs import check_live_pack
-from vigil.errors import PermissionDenied, PolicyError, VigilError
+from vigil.errors import ConflictError, PermissionDenied, PolicyError, VigilError
 from vigil.governance.permissions import Actor
 from vigil.services.cameras import masked, resolve_sources, stored
 from vigil.services.pages import Page, keyset_page
@@ -165,8 +165,9 @@ def create_deployment(vigil, actor: Actor, *, name: str, location: str, sources:
 
 
 def _refused(vigil, actor, dep_id: int, dep_name: str, action: str, why: str):
+    """A move its present state does not allow (409), audited with the real reason."""
     refuse(vigil, actor, "deployment.refused", "deployment", dep_id, why, {"action": action},
-           message=f"deployment {dep_id} ({dep_name}) cannot {action}: {why}")
+           error=ConflictError, message=f"deployment {dep_id} ({dep_name}) cannot {action}: {why}")
 
 
 def authorise_deployment(vigil, actor: Actor, deployment_id, note: str = "") -> dict:

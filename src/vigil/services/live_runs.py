@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 
-from vigil.errors import PolicyError
+from vigil.errors import ConflictError, PolicyError, VigilError
 from vigil.governance.permissions import SYSTEM, Actor
 from vigil.live.alerts import AlertEvidence, AlertSink, JsonLinesSink, WebhookSink  # noqa: F401 (front ends' sinks)
 from vigil.live.matcher import WatchlistEntry, WatchlistMatcher
@@ -32,9 +32,11 @@ from vigil.timeutil import as_utc, iso, utcnow
 
 
 class _Refusal(Exception):
-    def __init__(self, dep: Deployment, why: str):
+    """Why a start is refused: its state (409, ``ConflictError``) or a rule (422, ``PolicyError``)."""
+
+    def __init__(self, dep: Deployment, why: str, error: type[VigilError] = PolicyError):
         super().__init__(why)
-        self.dep_id, self.dep_name, self.why = dep.id, dep.name, why
+        self.dep_id, self.dep_name, self.why, self.error = dep.id, dep.name, why, error
 
 
 def start_deployment(vigil, actor: Actor, deployment_id) -> dict:
@@ -49,7 +51,8 @@ def start_deployment(vigil, actor: Actor, deployment_id) -> dict:
                 if heartbeat_stale(dep, now):
                     why += (f", but its runner has sent no heartbeat since {iso(dep.heartbeat_at or dep.started_at)}"
                             f" (stop it with `vigil deployment stop {dep.id}`)")
-                raise _Refusal(dep, why)
+                # a plan waiting for authorisation is refused by a rule; an ended or running one by its state
+                raise _Refusal(dep, why, PolicyError if dep.status == "draft" else ConflictError)
             if not dep.authorised_by:
                 raise _Refusal(dep, "it has not been authorised by a supervisor")
             if as_utc(dep.window_start) and now < as_utc(dep.window_start):
@@ -81,7 +84,7 @@ def start_deployment(vigil, actor: Actor, deployment_id) -> dict:
                       {"snapshots": snapshot_ids, "watchlist_size": dep.watchlist_size, "notes": notes})
             return describe(uow.session, dep)
     except _Refusal as r:
-        refuse(vigil, actor, "deployment.refused", "deployment", r.dep_id, r.why, {"action": "start"},
+        refuse(vigil, actor, "deployment.refused", "deployment", r.dep_id, r.why, {"action": "start"}, error=r.error,
                message=f"deployment {r.dep_id} ({r.dep_name}) refused to start: {r.why}")
 
 
@@ -229,7 +232,7 @@ class DeploymentRunner:
         with use_case(vigil, actor, "deployment.run") as uow:
             dep = get_deployment(uow.session, deployment_id)
             if dep.status != "running":
-                raise PolicyError(f"deployment {dep.id} ({dep.name}) cannot run: {why_not(dep, 'run')}"
+                raise ConflictError(f"deployment {dep.id} ({dep.name}) cannot run: {why_not(dep, 'run')}"
                                   if dep.status != "authorised" else
                                   f"deployment {dep.id} ({dep.name}) has not been started")
             self.deployment_id, name = dep.id, dep.name
