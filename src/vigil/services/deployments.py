@@ -18,6 +18,11 @@ for the deployment's own creator while they hold ``deployment.create``: the pers
 planned it may withdraw the plan; nobody else below a supervisor may.
 
 Starting, running, stopping and failing live in :mod:`vigil.services.live_runs`.
+
+A deployment runs in one process (``vigil deployment run``, the API server) unless it is
+*placed* on the cluster (:func:`place_deployment`): ``any`` node, or the nodes of one site
+(``site:LABEL``); its cameras are then claimed by ``vigil node`` processes and the recorder
+reports each camera's node, health, lag and dropped frames (:func:`deployment_status`).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from vigil.engine.images import IMAGE_SUFFIXES
 from vigil.engine.packs import check_live_pack
 from vigil.errors import ConflictError, PermissionDenied, PolicyError, VigilError
 from vigil.governance.permissions import Actor
-from vigil.services.cameras import masked, resolve_sources, stored
+from vigil.services.cameras import LOCAL, masked, resolve_sources, stored
 from vigil.services.pages import Page, keyset_page
 from vigil.services.unit import refuse, use_case
 from vigil.store.collections import get_collection
@@ -86,6 +91,29 @@ def heartbeat_stale(dep: Deployment, now: datetime | None = None) -> bool | None
     return (now or utcnow()) - last > max(timedelta(seconds=every * HEARTBEAT_STALE_FACTOR), HEARTBEAT_MIN_STALE)
 
 
+PLACEMENT_HELP = "local (one process), any (any cluster node) or site:LABEL (the nodes of that site)"
+
+
+def check_placement(placement: str | None) -> str | None:
+    """Where a deployment's cameras run, as stored: None (one process), ``any`` or ``site:LABEL``."""
+    value = (placement or "").strip()
+    if value in ("", "local"):
+        return None
+    if value == "any":
+        return value
+    label = value.removeprefix("site:")
+    if value.startswith("site:") and label and len(label) <= 40 and all(c.isalnum() or c in "-_" for c in label):
+        return f"site:{label}"
+    raise VigilError(f"placement {value!r}: use {PLACEMENT_HELP}; a site label is letters, digits, - and _")
+
+
+def _check_cluster_sources(sources: list[dict], placement: str | None) -> None:
+    local = [s["camera"] for s in sources if s.get("kind") == LOCAL]
+    if placement and local:
+        raise VigilError(f"camera {local[0]!r} is a local trial source (vigil watch): it runs only in the process "
+                         "that started it, never on cluster nodes")
+
+
 def check_source(resolved: dict) -> dict:
     """What was checked of a (registered) camera source: a file or folder now, a network stream
     or a webcam only when the deployment starts, and the result says so."""
@@ -127,10 +155,11 @@ def create_deployment(vigil, actor: Actor, *, name: str, location: str, sources:
                       window_start: datetime | None, window_end: datetime | None, legal_basis: str = "",
                       purpose: str = "", false_alert_rate: float = 1e-4,
                       category_rates: dict[str, float] | None = None, trial: bool = False,
-                      local_trial: bool = False) -> dict:
+                      local_trial: bool = False, placement: str | None = None) -> dict:
     """``sources``: registered cameras, ``{"camera": name}`` (see :mod:`vigil.services.cameras`);
     ``local_trial`` (the command line's ``vigil watch`` only) also admits a local file, folder or
-    webcam for a trial."""
+    webcam for a trial; ``placement``: where its cameras run (:func:`check_placement`)."""
+    placement = check_placement(placement)
     start = window_start or utcnow()
     end = window_end or start + timedelta(hours=4)
     with use_case(vigil, actor, "deployment.trial" if trial else "deployment.create") as uow:
@@ -139,6 +168,7 @@ def create_deployment(vigil, actor: Actor, *, name: str, location: str, sources:
         if len({r["camera"] for r in resolved}) != len(resolved):
             raise VigilError("a camera can be named only once in a deployment")
         checks = [check_source(r) for r in resolved]
+        _check_cluster_sources(resolved, placement)
         colls = [get_collection(uow.session, "watchlist", w) for w in watchlists]
         for c in colls:
             check_live_pack(c.pack)
@@ -149,7 +179,7 @@ def create_deployment(vigil, actor: Actor, *, name: str, location: str, sources:
                          sources=stored(resolved),
                          watchlist_ids=[c.id for c in colls], window_start=start, window_end=end,
                          false_alert_rate=false_alert_rate, category_rates=category_rates or {}, is_trial=trial,
-                         created_by=actor.username, status="draft", record={})
+                         created_by=actor.username, status="draft", record={}, placement=placement)
         if trial:
             dep.status, dep.authorised_by, dep.authorised_at = "authorised", actor.username, utcnow()
         uow.session.add(dep)
@@ -158,7 +188,7 @@ def create_deployment(vigil, actor: Actor, *, name: str, location: str, sources:
             "name": dep.name, "location": location, "trial": trial, "watchlists": [c.name for c in colls],
             "cameras": [r["camera"] for r in resolved], "window_start": iso(start), "window_end": iso(end),
             "false_alert_rate": false_alert_rate, "category_rates": category_rates or {},
-            "sources_checked": {c["camera"]: c["checked"] for c in checks}})
+            "sources_checked": {c["camera"]: c["checked"] for c in checks}, "placement": placement or "local"})
         if trial:
             uow.audit("deployment.authorised", "deployment", dep.id, {"trial": True, "self_authorised": True})
         return {**describe(uow.session, dep), "source_checks": checks}
@@ -220,6 +250,27 @@ def reject_deployment(vigil, actor: Actor, deployment_id, reason: str) -> dict:
     _refused(vigil, actor, *refused[:2], "be rejected", refused[2])
 
 
+def place_deployment(vigil, actor: Actor, deployment_id, placement: str) -> dict:
+    """Say where a planned deployment's cameras run: ``local`` (one process), ``any`` cluster
+    node, or ``site:LABEL``. Only before it starts (a running one is stopped first); for whoever
+    may plan deployments (its creator) or authorise them; audited."""
+    stored_as = check_placement(placement)
+    with use_case(vigil, actor, "deployment.create" if not actor.can("deployment.authorise") else None) as uow:
+        dep = get_deployment(uow.session, deployment_id, for_update=True)
+        if not actor.can("deployment.authorise") and dep.created_by != actor.username:
+            raise PermissionDenied(f"{actor.username} ({actor.role}) may place only deployments they created; "
+                                   "a supervisor may place any")
+        refused = None if dep.status in ("draft", "authorised") else (
+            dep.id, dep.name, "it is running (stop it first)" if dep.status == "running" else why_not(dep, "start"))
+        if not refused:
+            _check_cluster_sources(dep.sources or [], stored_as)
+            previous, dep.placement = dep.placement or "local", stored_as
+            uow.audit("deployment.placed", "deployment", dep.id,
+                      {"placement": stored_as or "local", "previous": previous})
+            return describe(uow.session, dep)
+    _refused(vigil, actor, *refused[:2], "be placed", refused[2])
+
+
 def record_outcomes(vigil, actor: Actor, deployment_id, *, engagements: int | None, arrests: int | None) -> dict:
     if (engagements is not None and engagements < 0) or (arrests is not None and arrests < 0):
         raise VigilError("engagements and arrests are counts: 0 or more")
@@ -255,7 +306,51 @@ def show_deployment(vigil, actor: Actor, deployment_id) -> dict:
     with use_case(vigil, actor, "deployment.view") as uow:
         dep = get_deployment(uow.session, deployment_id)
         return {**describe(uow.session, dep), "runner_stale": heartbeat_stale(dep),
-                "record": deployment_record(uow.session, dep)}
+                "record": deployment_record(uow.session, dep), "cameras": camera_rows(dep)}
+
+
+def camera_rows(dep: Deployment, now: datetime | None = None) -> list[dict]:
+    """Each camera of the deployment: where it runs and how it is doing. A cluster deployment's
+    come from its recorder's last look at the nodes (``camera_status``): node, health, lag,
+    dropped frames, last heartbeat, or why no node runs it; one run in a single process has no
+    per-camera status while it runs (its summary holds the counts when it ends)."""
+    now = now or utcnow()
+    seen = {c["camera"]: c for c in ((dep.camera_status or {}).get("cameras") or [])}
+    summary = {c["camera"]: c for c in ((dep.record or {}).get("summary") or {}).get("cameras", [])}
+    rows = []
+    for src in dep.sources or []:
+        name = src.get("camera")
+        row = {"camera": name, "node": None, "state": None, "health": None, "lag_s": None, "frames": None,
+               "dropped": None, "heartbeat_at": None, "heartbeat_age_s": None, "reason": None}
+        if dep.placement and name in seen:
+            row.update({k: v for k, v in seen[name].items() if k in row or k in ("site", "since", "faces_seen",
+                                                                               "alerts", "fps")})
+            beat = as_utc(datetime.fromisoformat(row["heartbeat_at"])) if row.get("heartbeat_at") else None
+            row["heartbeat_age_s"] = round((now - beat).total_seconds(), 1) if beat else None
+        elif dep.placement:
+            row["state"] = "unplaced" if dep.status == "running" else None
+            row["reason"] = "no recorder has reported on it yet" if dep.status == "running" else None
+        else:
+            row["node"] = "one process"
+            if name in summary:
+                row.update(health=summary[name].get("status"), frames=summary[name].get("frames"),
+                           dropped=summary[name].get("dropped"))
+        rows.append(row)
+    return rows
+
+
+def deployment_status(vigil, actor: Actor, deployment_id) -> dict:
+    """Where each camera of a deployment runs and how it is doing (``vigil deployment status``):
+    for a cluster deployment, the node holding it, health, lag, dropped frames and last
+    heartbeat, or why it is not placed (no node of its site, every node at capacity)."""
+    with use_case(vigil, actor, "deployment.view") as uow:
+        dep = get_deployment(uow.session, deployment_id)
+        now = utcnow()
+        status, cameras = dep.camera_status or {}, camera_rows(dep, now)
+        return {"id": dep.id, "name": dep.name, "status": dep.status, "placement": dep.placement or "local",
+                "runner_stale": heartbeat_stale(dep, now), "heartbeat_at": iso(dep.heartbeat_at),
+                "reported_at": status.get("updated_at"), "nodes": status.get("nodes", []), "cameras": cameras,
+                "unplaced": [c["camera"] for c in cameras if c["state"] == "unplaced"]}
 
 
 def get_deployment_record(vigil, actor: Actor, deployment_id) -> dict:

@@ -8,11 +8,21 @@ recorder here: alerts and clips go to the encrypted blob store with their audit 
 every few seconds a heartbeat refreshes ``deployments.heartbeat_at`` and reads back whether a
 stop was requested (``vigil deployment stop`` or ``POST /api/deployments/{id}/stop`` from
 another process).
+
+A deployment placed on the cluster (``placement``: ``any`` or ``site:LABEL``) does not run
+here: ``vigil node`` processes run its cameras, one :class:`~vigil.live.runner.LiveRunner`
+per camera they hold (:func:`cluster_work`, :func:`camera_run_setup`, both read only), and
+the cluster's recorder writes what they publish through the same :class:`StoreRecorder`
+(an alert keyed by the id its node gave it, so a redelivery is recorded once) and mirrors
+each camera's status into the deployment (:meth:`StoreRecorder.cluster_heartbeat`).
 """
 
 from __future__ import annotations
 
 import time
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from vigil.errors import ConflictError, PolicyError, VigilError
 from vigil.governance.permissions import SYSTEM, Actor
@@ -173,35 +183,61 @@ class StoreRecorder:
         self.vigil, self.deployment_id, self.deployment_name = vigil, deployment_id, deployment_name
         self._watchlist_images: dict[str, bytes | None] = {}
 
-    def on_alert(self, ev: AlertEvidence) -> dict:
+    def on_alert(self, ev: AlertEvidence, *, alert_uid: str | None = None, raised_at=None,
+                 node: str | None = None) -> dict:
+        """Store one alert. ``alert_uid`` (an alert a cluster node raised, with its time and the
+        node's name): an alert already stored under that id is not stored again; its payload
+        comes back with ``already_recorded``."""
+        if alert_uid:
+            existing = self._by_uid(alert_uid)
+            if existing is not None:
+                return existing
         blobs = self.vigil.store.blobs
         wl_image = self._watchlist_image(ev.entry)
-        with use_case(self.vigil, SYSTEM) as uow:
-            alert = Alert(deployment_id=self.deployment_id, created_at=utcnow(), camera=ev.camera,
-                          source_time=ev.source_time, track_id=ev.track_id, subject_id=ev.entry.subject_id,
-                          subject_name=ev.entry.name, category=ev.entry.category, watchlist_id=ev.entry.watchlist_id,
-                          score=ev.score, threshold=ev.threshold, fmr=ev.fmr,
-                          probe_blob_id=blobs.put(uow.session, "alert_probe", ev.probe_jpeg),
-                          frame_blob_id=blobs.put(uow.session, "alert_frame", ev.frame_jpeg),
-                          watchlist_blob_id=blobs.put(uow.session, "alert_watchlist_image", wl_image)
-                          if wl_image else None, runner_up=ev.runner_up)
-            uow.session.add(alert)
-            uow.session.flush()
-            uow.audit("alert.raised", "alert", alert.id,
-                      {"deployment_id": self.deployment_id, "subject_id": ev.entry.subject_id,
-                       "score": round(ev.score, 4), "camera": ev.camera, "track_id": ev.track_id,
-                       "redaction": ev.redaction,
-                       **({"lookalike_of": ev.runner_up["subject_id"]} if ev.runner_up and ev.runner_up["lookalike"]
-                          else {})})
-            return alert_payload(alert, self.deployment_name)
+        try:
+            with use_case(self.vigil, SYSTEM) as uow:
+                alert = Alert(deployment_id=self.deployment_id, created_at=raised_at or utcnow(), camera=ev.camera,
+                              source_time=ev.source_time, track_id=ev.track_id, subject_id=ev.entry.subject_id,
+                              subject_name=ev.entry.name, category=ev.entry.category,
+                              watchlist_id=ev.entry.watchlist_id, score=ev.score, threshold=ev.threshold, fmr=ev.fmr,
+                              probe_blob_id=blobs.put(uow.session, "alert_probe", ev.probe_jpeg),
+                              frame_blob_id=blobs.put(uow.session, "alert_frame", ev.frame_jpeg),
+                              watchlist_blob_id=blobs.put(uow.session, "alert_watchlist_image", wl_image)
+                              if wl_image else None, runner_up=ev.runner_up, alert_uid=alert_uid)
+                uow.session.add(alert)
+                uow.session.flush()
+                uow.audit("alert.raised", "alert", alert.id,
+                          {"deployment_id": self.deployment_id, "subject_id": ev.entry.subject_id,
+                           "score": round(ev.score, 4), "camera": ev.camera, "track_id": ev.track_id,
+                           "redaction": ev.redaction,
+                           **({"lookalike_of": ev.runner_up["subject_id"]}
+                              if ev.runner_up and ev.runner_up["lookalike"] else {}),
+                           **({"node": node, "alert_uid": alert_uid} if alert_uid else {})})
+                return alert_payload(alert, self.deployment_name)
+        except IntegrityError:  # another recorder stored the same alert a moment ago
+            existing = self._by_uid(alert_uid) if alert_uid else None
+            if existing is None:
+                raise
+            return existing
 
-    def on_clip(self, alert_id: int, data: bytes, frames: int, redaction: dict) -> None:
+    def _by_uid(self, alert_uid: str) -> dict | None:
+        with self.vigil.store.session() as session:  # read only
+            alert = session.scalar(select(Alert).where(Alert.alert_uid == alert_uid))
+            return None if alert is None else {**alert_payload(alert, self.deployment_name), "already_recorded": True}
+
+    def on_clip(self, alert_id: int | str, data: bytes, frames: int, redaction: dict) -> bool:
+        """Store an alert's evidence clip (``alert_id``: the row's id, or the id a cluster node
+        gave the alert). False when there is no such alert (yet); a clip already stored stays."""
         with use_case(self.vigil, SYSTEM) as uow:
-            alert = uow.session.get(Alert, alert_id)
+            alert = (uow.session.scalar(select(Alert).where(Alert.alert_uid == alert_id))
+                     if isinstance(alert_id, str) else uow.session.get(Alert, alert_id))
             if alert is None:
-                return
+                return False
+            if alert.clip_blob_id:
+                return True
             alert.clip_blob_id = self.vigil.store.blobs.put(uow.session, "alert_clip", data)
             uow.audit("alert.clip_recorded", "alert", alert.id, {"frames": frames, "redaction": redaction})
+            return True
 
     def heartbeat(self) -> bool:
         with self.vigil.store.session() as session:  # no audit: a heartbeat is not an action
@@ -210,6 +246,25 @@ class StoreRecorder:
                 return False
             dep.heartbeat_at = utcnow()
             return not dep.stop_requested_by
+
+    def cluster_heartbeat(self, camera_status: dict, *, record: dict | None = None,
+                          events: list[tuple[str, dict]] = ()) -> dict:
+        """The cluster recorder's beat for a deployment its nodes run: the cameras as it sees
+        them (node, health, lag, dropped frames, or why none is placed) stored on the
+        deployment, ``record`` merged into its record (thresholds, model), ``events`` audited
+        (a camera left unplaced, placed again, taken over). Returns the deployment's state and
+        whether a stop was requested."""
+        with use_case(self.vigil, SYSTEM) as uow:
+            dep = uow.session.get(Deployment, self.deployment_id)
+            if dep is None:
+                return {"status": "gone", "stop_requested_by": None}
+            if dep.status == "running":
+                dep.heartbeat_at, dep.camera_status = utcnow(), camera_status
+                if record:
+                    dep.record = {**(dep.record or {}), **record}
+                for action, details in events:
+                    uow.audit(action, "deployment", dep.id, details)
+            return {"status": dep.status, "stop_requested_by": dep.stop_requested_by}
 
     def _watchlist_image(self, entry: WatchlistEntry) -> bytes | None:
         if not entry.image_blob_id:
@@ -235,6 +290,10 @@ class DeploymentRunner:
                 raise ConflictError(f"deployment {dep.id} ({dep.name}) cannot run: {why_not(dep, 'run')}"
                                   if dep.status != "authorised" else
                                   f"deployment {dep.id} ({dep.name}) has not been started")
+            if dep.placement:
+                raise ConflictError(f"deployment {dep.id} ({dep.name}) is placed on the cluster ({dep.placement}): "
+                                  f"vigil node processes run its cameras, not this process; see "
+                                  f"`vigil deployment status {dep.id}`")
             self.deployment_id, name = dep.id, dep.name
             pack = (dep.record or {}).get("pack")
             if pack is None:
@@ -290,3 +349,60 @@ class DeploymentRunner:
 
 def run_deployment(vigil, actor: Actor, deployment_id, sinks: list[AlertSink], options: RunOptions) -> RunResult:
     return DeploymentRunner(vigil, actor, deployment_id, sinks, options).run()
+
+
+# -- deployments whose cameras run on cluster nodes -------------------------------------------
+def placement_admits(placement: str | None, site: str | None) -> bool:
+    """Whether a node of ``site`` (None: no site label) may run a deployment placed so."""
+    return placement == "any" or (bool(site) and placement == f"site:{site}")
+
+
+def placed_on_cluster(vigil, deployment_id) -> str | None:
+    """The deployment's cluster placement (None: it runs in one process)."""
+    with vigil.store.session() as session:  # read only: the caller acts on a deployment it may run
+        return get_deployment(session, deployment_id).placement
+
+
+def cluster_work(vigil, site: str | None = None, *, every_site: bool = False) -> list[dict]:
+    """The running deployments a node of ``site`` may take cameras of (``every_site``: all
+    those placed on the cluster, the recorder's view), with their cameras, when they started
+    (a file camera resumes where a live one would be), their window's end and whether a stop
+    was requested. A poll: read only, no audit."""
+    with vigil.store.session() as session:
+        deps = session.scalars(select(Deployment).where(Deployment.status == "running",
+                                                        Deployment.placement.is_not(None))
+                               .order_by(Deployment.id)).all()
+        return [{"id": d.id, "name": d.name, "placement": d.placement, "cameras": [s["camera"] for s in d.sources],
+                 "started_at": as_utc(d.started_at), "window_end": as_utc(d.window_end),
+                 "stop_requested": bool(d.stop_requested_by), "heartbeat_every": (d.record or {}).get(
+                     "heartbeat_every")} for d in deps if every_site or placement_admits(d.placement, site)]
+
+
+def camera_run_setup(vigil, deployment_id: int, camera: str) -> RunSetup:
+    """What a node needs to run one camera of a running cluster deployment: its frozen
+    watchlist (decrypted in memory), the engine, the matcher at the deployment's thresholds
+    and the camera's source, checked again against the registered cameras. Read only;
+    raises :class:`PolicyError` when the deployment is not running on the cluster or the
+    camera may not be read."""
+    with vigil.store.session() as session:
+        dep = get_deployment(session, deployment_id)
+        if dep.status != "running" or not dep.placement:
+            raise PolicyError(f"deployment {dep.id} ({dep.name}) is not running on the cluster ({dep.status})")
+        source = [s for s in dep.sources if s.get("camera") == camera]
+        if not source:
+            raise PolicyError(f"deployment {dep.id} ({dep.name}) has no camera {camera!r}")
+        try:
+            sources = sources_for_run(vigil, SYSTEM, session, source)
+        except SourceRefused as exc:
+            raise PolicyError(str(exc)) from None
+        pack = (dep.record or {}).get("pack")
+        frozen, vectors = load_entries(vigil.store, session, dep.snapshot_ids)
+        name, window_end = dep.name, as_utc(dep.window_end)
+        rate, category_rates = dep.false_alert_rate, dict(dep.category_rates or {})
+    entries = [WatchlistEntry(e.subject_id, e.name, e.category, e.watchlist_id, e.image_blob_id) for e in frozen]
+    engine = vigil.engine(pack)
+    shots = ShotEmbedder(engine.pack)
+    matcher = WatchlistMatcher(entries, vectors, engine.pack.calibration, false_alert_rate=rate,
+                               category_rates=category_rates, split=shots.split)
+    return RunSetup(deployment_id, name, sources, engine, matcher, shots, vigil.settings.live, vigil.settings.quality,
+                    window_end)

@@ -38,7 +38,7 @@ def describe(session, dep: Deployment) -> dict:
             "created_by": dep.created_by, "authorised_by": dep.authorised_by, "authorised_at": iso(dep.authorised_at),
             "started_at": iso(dep.started_at), "ended_at": iso(dep.ended_at), "watchlist_size": dep.watchlist_size,
             "heartbeat_at": iso(dep.heartbeat_at), "stop_requested_by": dep.stop_requested_by,
-            "ended_because": (dep.record or {}).get("ended_because")}
+            "ended_because": (dep.record or {}).get("ended_because"), "placement": dep.placement or "local"}
 
 
 def deployment_record(session, dep: Deployment) -> dict:
