@@ -34,8 +34,10 @@ BEHIND_SHARE = 0.2  # a camera dropping more than this share of its frames over 
 class RunRecorder(Protocol):
     """Where a run's lasting results go."""
 
-    def on_alert(self, evidence: AlertEvidence) -> dict:
-        """Store the alert; return its payload (with ``alert_id``) for the sinks."""
+    def on_alert(self, evidence: AlertEvidence) -> dict | None:
+        """Store the alert; return its payload (with ``alert_id``) for the sinks, or None when
+        the same person was alerted elsewhere within the de-duplication window (another
+        process's camera: a cluster node asks the cluster first)."""
 
     def on_clip(self, alert_id: int, data: bytes, frames: int, redaction: dict) -> None:
         """Store an alert's evidence clip; ``redaction`` says what was done to its frames."""
@@ -84,7 +86,8 @@ class LiveRunner:
         self.engine, self.matcher, self.live = setup.engine, setup.matcher, setup.live
         self.window_end = setup.window_end
         self.stop_event = threading.Event()
-        self.readers = [CameraReader(open_source(s["source"], s["camera"], realtime=not options.fast),
+        self.readers = [CameraReader(open_source(s["source"], s["camera"], realtime=not options.fast,
+                                                 start_at=float(s.get("start_at") or 0.0)),
                                      keep_latest=not options.fast, buffer=self.live.frame_buffer)
                         for s in setup.sources]
         # In real time the fusion cascade's dlib half runs in its own process (it holds the GIL);
@@ -217,6 +220,9 @@ class LiveRunner:
             fmr, _ = self.engine.pack.calibration.fmr_at(event.score)
             runner = runner_up_record(event, self.matcher.entries)
             payload = self.recorder.on_alert(alert_evidence(event, entry, fmr, self.live.thumbnail_width, runner))
+            if payload is None:  # alerted on another node's camera within the window: one alert
+                self.duplicates += 1
+                continue
             self._recent[entry.subject_id] = (event.time, payload["alert_id"])
             payload["first_seen"] = round(event.first_seen, 3)
             payload["box"] = event.face.box_list()

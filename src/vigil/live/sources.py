@@ -56,7 +56,10 @@ class Source(Protocol):
 
 
 class VideoFileSource:
-    def __init__(self, path: Path, camera: str, *, realtime: bool = True):
+    """A video file; ``start_at`` seconds in, a file standing in for a live camera starts where
+    that camera would be now (a cluster node taking over a camera another node ran)."""
+
+    def __init__(self, path: Path, camera: str, *, realtime: bool = True, start_at: float = 0.0):
         self.path = Path(path)
         if not self.path.is_file():
             raise VigilError(f"{self.path}: video file not found")
@@ -68,11 +71,14 @@ class VideoFileSource:
         self.fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
         self.frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         cap.release()
+        self.first_index = max(0, int(round(start_at * self.fps)))
 
     def frames(self, stop):
         cap = open_capture(str(self.path))
-        start = time.monotonic()
-        index = 0
+        index = self.first_index
+        if index:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+        start = time.monotonic() - index / self.fps
         try:
             while not stop.is_set():
                 ok, image = cap.read()
@@ -184,9 +190,10 @@ class FolderSource:
             yield image, t, index
 
 
-def open_source(spec: str, camera: str, *, realtime: bool = True) -> Source:
+def open_source(spec: str, camera: str, *, realtime: bool = True, start_at: float = 0.0) -> Source:
     """``spec``: a video file, a folder of frames, ``rtsp(s)://``/``http(s)://`` URL, or a webcam
-    index. Which specs a deployment may use at all is the services' decision (registered cameras)."""
+    index. Which specs a deployment may use at all is the services' decision (registered cameras).
+    ``start_at``: seconds into a video file to start from (streams are always live)."""
     kind = source_kind(spec)
     if kind == "webcam":
         return StreamSource(int(spec), camera)
@@ -195,7 +202,7 @@ def open_source(spec: str, camera: str, *, realtime: bool = True) -> Source:
     path = Path(spec).expanduser()
     if path.is_dir():
         return FolderSource(path, camera, realtime=realtime)
-    return VideoFileSource(path, camera, realtime=realtime)
+    return VideoFileSource(path, camera, realtime=realtime, start_at=start_at)
 
 
 class CameraReader:
