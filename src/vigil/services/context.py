@@ -21,6 +21,11 @@ _lock = threading.Lock()
 
 
 class Vigil:
+    #: Optional, set by a composition root: ``provider(collection)`` returns an index-like object
+    #: (``len()``, ``search(queries, k)``) for a gallery held elsewhere (the sharded gallery of
+    #: ``vigil.cluster.gallery``), or None to search the local index.
+    gallery_search = None
+
     def __init__(self, settings: Settings, *, store: Store | None = None):
         from vigil.services.indexes import IndexManager
 

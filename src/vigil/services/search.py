@@ -65,7 +65,8 @@ def run_search(vigil, actor: Actor, kind: str, name: str, *, case_ref: str, reas
     with use_case(vigil, actor, "search.run") as uow:
         session = uow.session
         coll = get_collection(session, coll_kind, coll_id)
-        index = vigil.indexes.get(session, coll)
+        remote = vigil.gallery_search(coll) if vigil.gallery_search is not None else None
+        index = remote if remote is not None else vigil.indexes.get(session, coll)
         gallery_templates = len(index)
         gallery_subjects = collection_size(session, coll.id)
         out_faces = [_rank(session, index, f, top, cal, gallery_templates) for f in faces]
