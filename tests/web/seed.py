@@ -93,7 +93,8 @@ def seed_alert_history(vigil, engine) -> dict:
     with vigil.store.session() as s:
         deps = []
         for name, where in (("High Street", "High St, north end"), ("Station forecourt", "Station Rd")):
-            dep = Deployment(name=name, location=where, status="ended", sources=[{"camera": "north"}],
+            dep = Deployment(name=name, location=where, status="ended",
+                             sources=[{"camera": "gate", "source": "rtsp://camera.example/gate"}],
                              watchlist_ids=[], snapshot_ids=[], category_rates={}, record={},
                              created_by="operator", legal_basis="common law")
             s.add(dep)
