@@ -167,7 +167,11 @@ dialog.addEventListener("close", () => {
 });
 document.getElementById("image-dialog-close").addEventListener("click", () => dialog.close());
 dialog.addEventListener("click", (event) => {
-  if (event.target === dialog) dialog.close(); // a click on the backdrop
+  // a click on the backdrop (outside the dialog's box; its own padding is inside it) closes it
+  const box = dialog.getBoundingClientRect();
+  const outside = event.clientX < box.left || event.clientX > box.right || event.clientY < box.top
+    || event.clientY > box.bottom;
+  if (event.target === dialog && outside) dialog.close();
 });
 
 function probeAlt(a) {
@@ -217,7 +221,9 @@ function openFrame(a, from) {
 // --- the card ----------------------------------------------------------------------------
 function faceFigure(a, which, alt, caption) {
   const button = h("button", { type: "button", class: "enlarge", "aria-haspopup": "dialog", dataset: { face: which } },
-    h("img", { src: `/api/alerts/${a.alert_id}/${which}_face.jpg`, alt, width: 224, height: 224, decoding: "async" }),
+    // lazy: each face is aligned by the server when asked for; cards out of sight wait
+    h("img", { src: `/api/alerts/${a.alert_id}/${which}_face.jpg`, alt, width: 224, height: 224, decoding: "async",
+      loading: "lazy" }),
     h("span", { class: "visually-hidden" }, " (enlarge)"));
   button.addEventListener("click", () => openCompare(a, button));
   return h("figure", {}, button, h("figcaption", {}, caption));
