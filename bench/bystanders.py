@@ -168,7 +168,7 @@ def video_frames(video: Path, start: float = 0.0, end: float = 1e9, width: int |
 
 def watch(home: Path, watchlist: str, video: Path, fast: bool) -> dict:
     env = {**os.environ, "VIGIL_HOME": str(home)}
-    args = [sys.executable, "-m", "vigil", "watch", "--watchlist", watchlist, "--source", str(video), "--json",
+    args = [sys.executable, "-m", "vigil", "watch", "--watchlist", watchlist, "--camera", str(video), "--json",
             "--evidence-clips", str(CLIP_SECONDS)] + (["--fast"] if fast else [])
     out = subprocess.run(args, capture_output=True, text=True, env=env, timeout=1800)
     if out.returncode != 0:

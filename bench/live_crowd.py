@@ -94,7 +94,7 @@ def worker(video: str, cores: int, out: str, fast: bool = False) -> None:
                 (resources.files("vigil") / "demo_data" / "obama.jpg").read_bytes(), EnrolItem("x", "Barack Obama"))
     dep = create_deployment(vigil, actor, name="bench", location="bench", sources=[{"camera": "c", "source": video}],
                             watchlists=["bench"], window_start=None, window_end=None, trial=True,
-                            local_trial=True)  # a local trial, as `vigil watch --source FILE`
+                            local_trial=True)  # a local trial, as `vigil watch --camera FILE`
     start_deployment(vigil, actor, dep["id"])
     engine.detect(np.zeros((64, 64, 3), np.uint8))  # models loaded before the clock starts
     result = DeploymentRunner(vigil, actor, dep["id"], [], RunOptions(fast=fast, record_located=True)).run()

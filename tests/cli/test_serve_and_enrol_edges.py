@@ -81,7 +81,7 @@ def test_serve_with_a_certificate_serves_https_and_a_secure_cookie(home, tmp_pat
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
                     "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    created = _run(["user", "add", "tls-user", "--role", "auditor", "--json"], home)
+    created = _run(["user", "create", "tls-user", "--role", "auditor", "--json"], home)
     assert created.returncode == 0, created.stderr
     password = json.loads(created.stdout)["password"]
     port = _free_port()

@@ -45,7 +45,7 @@ def test_a_fast_run_keeps_two_visits_further_apart_than_the_window(vigil, admin,
     # 4 s apart in the scene; a --fast run plays that gap in well under the 3 s window of wall time
     video = comings_and_goings(tmp_path / "twice.mp4", [(0.0, 1.5), (5.5, 7.0)], 7.0)
     monkeypatch.setenv("VIGIL_LIVE__DEDUP_SECONDS", "3")
-    out = cli(home, "watch", "--watchlist", "wanted", "--source", str(video), "--fast", "--json")
+    out = cli(home, "watch", "--watchlist", "wanted", "--camera", str(video), "--fast", "--json")
     assert out.returncode == 0, out.stderr
     summary = [json.loads(line) for line in out.stdout.splitlines() if '"summary"' in line][-1]
     rows = alert_rows(vigil)
@@ -82,7 +82,7 @@ def test_a_slow_run_merges_two_visits_inside_the_window(vigil, admin, watchlist,
     video = comings_and_goings(tmp_path / "back-soon.mp4", [(0.0, 1.0), (2.2, 3.2)], 3.2)
     vigil.settings.live.dedup_seconds = 3.0
     try:
-        result = CliRunner().invoke(app, ["watch", "--watchlist", "wanted", "--source", str(video), "--fast", "--json"])
+        result = CliRunner().invoke(app, ["watch", "--watchlist", "wanted", "--camera", str(video), "--fast", "--json"])
     finally:
         vigil.settings.live.dedup_seconds = 10.0
     assert result.exit_code == 0, result.output

@@ -152,7 +152,7 @@ def test_a_watch_run_stores_only_the_alerted_face_and_audits_what_was_done(vigil
     from tests.services.live_helpers import audit_entries, cli
     from vigil.store.schema import Alert
 
-    out = cli(home, "watch", "--watchlist", "wanted", "--source", str(video), "--fast", "--json",
+    out = cli(home, "watch", "--watchlist", "wanted", "--camera", str(video), "--fast", "--json",
               "--evidence-clips", "1")
     assert out.returncode == 0, out.stderr
     with vigil.store.session() as s:

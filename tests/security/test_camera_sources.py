@@ -155,7 +155,7 @@ def test_the_cli_registers_a_camera_and_warns_at_once_when_it_cannot_be_reached(
     url = f"rtsp://127.0.0.1:{_closed_port()}/stream"
     out = cli(home, "camera", "add", "gate", url, "--json")
     assert out.returncode == 0, out.stderr
-    out = cli(home, "watch", "--watchlist", "wanted", "--source", "gate", "--max-seconds", "4", "--json")
+    out = cli(home, "watch", "--watchlist", "wanted", "--camera", "gate", "--max-seconds", "4", "--json")
     assert "Traceback" not in out.stderr
     lines = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     notices = [p for p in lines if p.get("type") == "notice" and p.get("camera") == "gate"]
@@ -163,5 +163,5 @@ def test_the_cli_registers_a_camera_and_warns_at_once_when_it_cannot_be_reached(
     summary = [p for p in lines if p.get("type") == "summary"][-1]
     assert summary["cameras"][0]["status"] == "unreachable" and "cannot be opened" in summary["cameras"][0]["warning"]
     # an unregistered URL is not a trial source, even for an administrator on the command line
-    out = cli(home, "watch", "--watchlist", "wanted", "--source", "http://127.0.0.1:9/x", "--json")
+    out = cli(home, "watch", "--watchlist", "wanted", "--camera", "http://127.0.0.1:9/x", "--json")
     assert out.returncode != 0 and "not a registered camera" in out.stderr and "Traceback" not in out.stderr

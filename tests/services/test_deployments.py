@@ -53,7 +53,7 @@ def test_create_checks_each_camera_source(vigil, admin, watchlist, video, tmp_pa
 
 
 def test_watch_with_a_missing_source_is_refused_clearly_and_leaves_nothing_running(vigil, admin, watchlist, home):  # noqa: F811
-    out = cli(home, "watch", "--watchlist", "wanted", "--source", "/nonexistent.mp4", "--json")
+    out = cli(home, "watch", "--watchlist", "wanted", "--camera", "/nonexistent.mp4", "--json")
     assert out.returncode != 0 and "Traceback" not in out.stderr
     assert "/nonexistent.mp4: no such file or folder" in out.stderr + out.stdout
     with vigil.store.session() as s:

@@ -28,8 +28,9 @@ def register(app: typer.Typer) -> None:
     app.add_typer(report_app, name="report")
 
 
-@user_app.command("add")
-def user_add(username: str,
+@user_app.command("create")
+@user_app.command("add", hidden=True)  # the earlier spelling; every other thing is created with create
+def user_create(username: str,
              role: str = typer.Option(..., "--role", help="admin, supervisor, operator, investigator or auditor."),
              display_name: str = typer.Option("", "--display-name", help="The person's full name."),
              os_user: str = typer.Option(None, "--os-user", help="Map this operating-system user to the new user."),

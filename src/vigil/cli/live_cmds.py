@@ -83,8 +83,10 @@ def run_deployment(vigil, actor, deployment_id: int, *, fast: bool, as_json: boo
 
 def watch(
     watchlist: list[str] = typer.Option(None, "--watchlist", help="Watchlist(s) for a trial deployment."),
-    source: list[str] = typer.Option(None, "--source", help="A registered camera's name, or a local video file, "
-                                     "folder of frames or webcam index (URLs must be registered: vigil camera add)."),
+    camera: list[str] = typer.Option(None, "--camera", help="A registered camera's name, or for a local trial a "
+                                     "video file, folder of frames or webcam index (URLs must be registered: "
+                                     "vigil camera add); repeat for several."),
+    source: list[str] = typer.Option(None, "--source", hidden=True, help="The earlier name of --camera."),
     deployment: str = typer.Option(None, "--deployment", help="Run this authorised deployment."),
     fast: bool = typer.Option(False, "--fast", help="Process files as fast as possible, not at their frame rate."),
     false_alert_rate: float = typer.Option(1e-4, "--false-alert-rate", help="Accepted false alerts per face (trial)."),
@@ -106,9 +108,10 @@ def watch(
     if deployment:
         dep = start_deployment(vigil, actor, deployment)
     else:
-        if not watchlist or not source:
-            raise VigilError("name --watchlist and --source (or --deployment ID)")
-        sources = [{"camera": f"cam{i + 1}", "source": s} for i, s in enumerate(source)]
+        cameras = list(camera or []) + list(source or [])
+        if not watchlist or not cameras:
+            raise VigilError("name --watchlist and --camera (or --deployment ID)")
+        sources = [{"camera": f"cam{i + 1}", "source": s} for i, s in enumerate(cameras)]
         now = utcnow()
         hours = (max_seconds / 3600 if max_seconds else 4.0) + 0.1
         created = create_deployment(vigil, actor, name=f"trial {now:%Y-%m-%d %H:%M}", location="trial",
@@ -186,6 +189,12 @@ def deployment_run(deployment: str,
 
     vigil, actor = ctx()
     dep = start_deployment(vigil, actor, deployment)
+    if dep.get("placement", "local") != "local":  # its cameras run on cluster nodes, not here
+        emit({**dep, "started_on": "cluster"}, as_json, lambda d: console.print(
+            f"Deployment {d['id']} ({escape(d['name'])}) started on the cluster ({d['placement']}): vigil node "
+            f"processes run its cameras; see 'vigil deployment status {d['id']}', stop it with "
+            f"'vigil deployment stop {d['id']}'", highlight=False))
+        return
     run_deployment(vigil, actor, dep["id"], fast=fast, as_json=as_json, webhook=webhook, max_seconds=max_seconds)
 
 

@@ -41,7 +41,7 @@ def cli_actor(vigil, token=_FROM_SETTINGS) -> Actor:
             raise AuthenticationError(
                 f"the operating-system user {name!r} is not mapped to a Vigil user: set VIGIL_TOKEN to an API "
                 f"token (an admin creates one with 'vigil token create --user NAME'), or ask an admin to run "
-                f"'vigil user add {name} --role ROLE --os-user {name}'")
+                f"'vigil user create {name} --role ROLE --os-user {name}'")
         users.require_enabled(user)
         return Actor(user.username, user.role, user.id, "cli")
 
