@@ -380,8 +380,10 @@ class Camera(Out):
 
 # -- deployments -----------------------------------------------------------------------------------
 class DeploymentSource(Out):
+    """A camera as the deployment recorded it (stored as planned: older plans hold fewer fields)."""
+
     camera: str
-    source: str = Field(description="a password in a URL shown as ***")
+    source: str = sometimes("where it reads from (a password in a URL shown as ***)")
     kind: str = sometimes("the camera's kind (absent on deployments planned before cameras were registered)")
 
 
