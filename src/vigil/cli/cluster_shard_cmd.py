@@ -40,8 +40,7 @@ def shard(nats: str = typer.Option(..., "--nats", help="NATS server URL, or seve
         raise VigilError("--nats needs a URL, for example nats://127.0.0.1:4222")
     vigil, actor = ctx()
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def ready(servers) -> None:
         for server in servers:
@@ -56,7 +55,11 @@ def shard(nats: str = typer.Option(..., "--nats", help="NATS server URL, or seve
                               f"{server.replica}, on {', '.join(urls)}; Ctrl-C to stop",
                               markup=False, highlight=False)
 
-    serve_shards(vigil, urls, [spec], stop, actor=actor, dtype=dtype, on_ready=ready)
+    try:
+        serve_shards(vigil, urls, [spec], stop, actor=actor, dtype=dtype, on_ready=ready)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if not as_json:
         console.print(f"shard {spec.shard} of {spec.of} of gallery {spec.gallery!r} stopped", markup=False,
                       highlight=False)

@@ -36,6 +36,7 @@ from vigil.errors import VigilError
 
 DEFAULT_TIMEOUT_S = 5.0
 ERASE_TIMEOUT_S = 15.0
+REGISTRY_PATIENCE_S = 15.0
 
 
 class GalleryIncomplete(VigilError):
@@ -152,18 +153,32 @@ class GalleryClient:
     async def replicas(self, gallery: str | None = None) -> list[dict]:
         """The live replicas in the registry (heartbeats within the registry's lifetime),
         with the registry revision of each entry as ``revision``."""
-        kv = await open_registry(self.nc)
-        watcher = await kv.watch(f"{gallery_token(gallery)}.>" if gallery else ">", ignore_deletes=True)
-        out = []
-        try:
-            async for entry in watcher:
-                if entry is None:  # the end of the current values
-                    break
-                if entry.value:
-                    out.append({**json.loads(entry.value), "key": entry.key, "revision": entry.revision})
-        finally:
-            await watcher.stop()
-        return [r for r in out if gallery is None or r["gallery"] == gallery]
+        from nats.errors import TimeoutError as NatsTimeout
+        from nats.js.errors import ServiceUnavailableError
+
+        async def read() -> list[dict]:
+            kv = await open_registry(self.nc)
+            watcher = await kv.watch(f"{gallery_token(gallery)}.>" if gallery else ">", ignore_deletes=True)
+            out = []
+            try:
+                async for entry in watcher:
+                    if entry is None:  # the end of the current values
+                        break
+                    if entry.value:
+                        out.append({**json.loads(entry.value), "key": entry.key, "revision": entry.revision})
+            finally:
+                await watcher.stop()
+            return [r for r in out if gallery is None or r["gallery"] == gallery]
+
+        deadline = time.monotonic() + REGISTRY_PATIENCE_S
+        while True:  # JetStream may be electing a leader after a server's loss: a few seconds
+            try:
+                return await read()
+            except (NatsTimeout, asyncio.TimeoutError, ServiceUnavailableError, ClusterUnavailable) as exc:
+                if time.monotonic() > deadline:
+                    raise ClusterUnavailable(f"the gallery shard registry (JetStream) is not answering: "
+                                             f"{exc or type(exc).__name__}") from exc
+                await asyncio.sleep(0.5)
 
     async def erase(self, gallery: str, template_ids, *, timeout: float = ERASE_TIMEOUT_S) -> dict:
         """Remove ``template_ids`` from every replica of every shard of ``gallery``; return
@@ -222,6 +237,11 @@ class GalleryClient:
             await sub.unsubscribe()
         if refusals:
             raise ErasureUnconfirmed(f"erasure from gallery {gallery!r} refused by a shard: {refusals[0]}")
+        kept = [a for a in acks.values() if a.get("still_held")]
+        if kept:
+            raise ErasureUnconfirmed(f"erasure from gallery {gallery!r}: replica {kept[0]['replica']} of shard "
+                                     f"{kept[0]['shard']} of {kept[0]['of']} still holds {kept[0]['still_held']} "
+                                     "of the templates after removing them")
         if alive:
             names = ", ".join(f"{e['replica']} (shard {e['shard']} of {e['of']})" for e in alive)
             raise ErasureUnconfirmed(
@@ -246,6 +266,8 @@ class GalleryClient:
             now = await kv.get(entry["key"])
         except KeyNotFoundError:  # left the registry (stopped) or expired
             return False
+        except Exception:  # the registry is not answering: cannot tell, so not shown dead
+            return True
         return bool(now.value) and now.revision != entry["revision"]
 
 

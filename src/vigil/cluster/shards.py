@@ -152,6 +152,14 @@ def registry_key(spec: ShardSpec, replica: str) -> str:
     return f"{gallery_token(spec.gallery)}.{spec.of}.{spec.shard}.{replica}"
 
 
+def _registry_replicas(nc) -> int:
+    """Three copies of the registry in a cluster of three servers or more (it survives the
+    loss of one), one on a single server."""
+    info = getattr(nc, "_server_info", None) or {}
+    servers = len(set(info.get("connect_urls") or [])) if info.get("cluster") else 1
+    return 3 if servers >= 3 else 1
+
+
 async def open_registry(nc):
     """The JetStream key-value bucket of live replicas, created on first use."""
     from nats.js.errors import BucketNotFoundError
@@ -163,6 +171,7 @@ async def open_registry(nc):
         except BucketNotFoundError:
             try:
                 return await js.create_key_value(bucket=REGISTRY_BUCKET, ttl=REGISTRY_TTL_S, history=1,
+                                                 replicas=_registry_replicas(nc),
                                                  description="Vigil gallery shard replicas (heartbeats)")
             except Exception:  # another replica created it at the same moment
                 return await js.key_value(REGISTRY_BUCKET)
@@ -221,6 +230,12 @@ class DatabaseLoader:
 
     def sync(self, index: ExactIndex) -> ExactIndex:
         return self._slice.current()
+
+
+def _held(index: ExactIndex, ids: np.ndarray) -> int:
+    """How many of ``ids`` the index holds (its id array, read after ``len`` merges pending adds)."""
+    len(index)
+    return int(np.isin(np.asarray(ids, np.int64), index._ids).sum())
 
 
 # -- the server -----------------------------------------------------------------------------
@@ -333,12 +348,14 @@ class ShardServer:
         self.index = self.loader.sync(self.index)
         return len(self.index)
 
-    def _erase(self, ids: np.ndarray) -> tuple[int, int]:
+    def _erase(self, ids: np.ndarray) -> tuple[int, int, int]:
+        """(templates removed by this erasure, templates of ``ids`` still held afterwards (0
+        unless something is badly wrong), templates held now)."""
         before = len(self.index)
         self.index.remove(ids)  # before the replay, so the count says what this broadcast removed
         removed = before - len(self.index)
         self.index = self.loader.sync(self.index)
-        return removed, len(self.index)
+        return removed, _held(self.index, ids), len(self.index)
 
     async def _on_search(self, msg) -> None:
         rid = (msg.headers or {}).get(REQUEST_HEADER)
@@ -377,9 +394,9 @@ class ShardServer:
         channel = erase_channel(self.spec.gallery)
         try:
             _, arrays = unpack(self.sealer.open(msg.data, f"{channel}:{rid}:request".encode()))
-            removed, size = await self._on_worker(self._erase, arrays[0].astype(np.int64))
+            removed, still_held, size = await self._on_worker(self._erase, arrays[0].astype(np.int64))
             body = pack({"shard": self.spec.shard, "of": self.spec.of, "replica": self.replica,
-                         "removed": removed, "size": size})
+                         "removed": removed, "still_held": still_held, "size": size})
             await self._answer(msg, rid, body, channel)
         except VigilError as exc:
             await self._refuse(msg, rid, f"replica {self.replica} of shard {self.spec}: {exc}")
