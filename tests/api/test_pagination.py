@@ -27,13 +27,13 @@ SUBJECTS = 2_500
 
 
 def _bulk_subjects(vigil, collection: str, n: int) -> None:  # noqa: F811
-    """``n`` subject rows in the gallery (names in a shuffled order, some sharing a name)."""
+    """``n`` subject rows in the gallery, added in one transaction (many share an ``added_at``, so the
+    (added_at, id) key's tie-break is exercised)."""
     from vigil.store.collections import get_collection
 
     with vigil.store.session() as session:
         coll = get_collection(session, "gallery", collection)
         ids = ["S" + secrets.token_hex(8) for _ in range(n)]
-        # names repeat every 1,000 so the (name, id) key's tie-break is exercised
         session.add_all(Subject(id=sid, display_name=f"Person {(i * 7919) % 1000:04d}", category="reference",
                                 reference=f"REF-{i:05d}") for i, sid in enumerate(ids))
         session.flush()
@@ -68,8 +68,9 @@ def test_a_gallery_of_2500_subjects_pages_through_every_one_once(vigil, admin, s
     seen, pages = _walk(client, headers["investigator"], url, 100)
     assert pages == 25 and len(seen) == SUBJECTS
     assert len({s["id"] for s in seen}) == SUBJECTS  # none skipped, none repeated
-    keys = [(s["name"], s["id"]) for s in seen]
-    assert keys == sorted(keys)  # by name, then id, across page boundaries
+    keys = [(s["added_at"], s["id"]) for s in seen]
+    assert keys == sorted(keys, reverse=True)  # newest first, then by id, across page boundaries
+    assert {s["name"] for s in seen[-3:]} == {"Barack Obama", "Joe Biden", "Obama Standing"}  # enrolled first
     # the largest page and the search box
     big, _ = _walk(client, headers["investigator"], url, 1000)
     assert [s["id"] for s in big] == [s["id"] for s in seen]

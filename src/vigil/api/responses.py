@@ -210,6 +210,8 @@ class Member(Out):
     name: str
     category: str
     reference: str = Field(description="e.g. a warrant or case number")
+    added_at: Timestamp = Field(description="when the subject was added to this collection (the list's order, "
+                                            "newest first)")
 
 
 class MemberAdded(Out):

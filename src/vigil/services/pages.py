@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import Select, literal, tuple_
 from sqlalchemy.orm import Session
 
 from vigil.errors import VigilError
@@ -73,12 +73,11 @@ def decode_cursor(list_name: str, cursor: str | None, arity: int) -> tuple | Non
 
 
 def _after(columns: Sequence, key: tuple, descending: bool):
-    """Rows strictly after ``key`` in (c1, c2, ...) order: c1 > k1 or (c1 = k1 and c2 > k2) ..."""
-    clauses = []
-    for i, column in enumerate(columns):
-        beyond = column < key[i] if descending else column > key[i]
-        clauses.append(and_(*[columns[j] == key[j] for j in range(i)], beyond))
-    return or_(*clauses)
+    """Rows strictly after ``key`` in (c1, c2, ...) order, as one row-value comparison
+    (``(c1, c2) > (k1, k2)``) that SQLite and PostgreSQL answer from an index on the columns."""
+    left = columns[0] if len(columns) == 1 else tuple_(*columns)
+    right = key[0] if len(columns) == 1 else tuple_(*[literal(v) for v in key])
+    return left < right if descending else left > right
 
 
 def keyset_page(session: Session, query: Select, *, list_name: str, order: Sequence, key_of: Callable[[Any], tuple],

@@ -59,6 +59,7 @@ class LoginSession(Base):
     request is refused once its session is revoked (logout, password reset, disable, role change)."""
 
     __tablename__ = "sessions"
+    __table_args__ = (Index("ix_sessions_user_created", "user_id", "created_at"),)
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -112,6 +113,8 @@ class Collection(Base):
 
 class Membership(Base):
     __tablename__ = "memberships"
+    # a collection's subjects, newest first, a page at a time (a million deep costs what the first page does)
+    __table_args__ = (Index("ix_memberships_collection_added", "collection_id", "added_at", "subject_id"),)
     collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True)
     subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), primary_key=True)
     added_by: Mapped[str] = mapped_column(String(80), default="")
