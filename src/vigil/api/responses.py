@@ -7,8 +7,9 @@ Each model lists every field the service returns and forbids any other (``extra=
 response model, so a field a model forgot would otherwise vanish without a word; here it fails
 the request instead (a 500 with an incident id), and ``tests/api/test_openapi_responses.py``
 fails before that can ship. A field that only some answers carry is declared with
-:func:`sometimes` (optional, never null), and the routes returning such a model set
-``response_model_exclude_unset=True`` so that it stays absent rather than becoming null.
+:func:`sometimes` (optional; its type says whether it may be null when present), and the routes
+returning such a model set ``response_model_exclude_unset=True`` so that it stays absent rather
+than becoming null.
 
 Times are ISO 8601 text in UTC, as the services write them (``2026-05-01T12:00:00.123456Z``).
 Errors are not here: every error answer is a problem (:mod:`vigil.api.errors`).
@@ -31,8 +32,8 @@ def _no_default(schema: dict) -> None:
 
 
 def sometimes(description: str, **kwargs) -> Any:
-    """A field present in some answers only (and then never null); every route answering with
-    a model that has one sets ``response_model_exclude_unset=True``."""
+    """A field present in some answers only; every route answering with a model that has one
+    sets ``response_model_exclude_unset=True``."""
     return Field(None, description=description, json_schema_extra=_no_default, **kwargs)
 
 
@@ -424,8 +425,8 @@ class Deployment(Out):
     heartbeat_at: Timestamp | None = Field(description="its runner's last heartbeat (while running)")
     stop_requested_by: str | None = Field(description="who asked a running deployment to stop")
     ended_because: str | None
-    placement: str = sometimes("where its cameras run: local (one process), any (any cluster node) or site:LABEL "
-                               "(the nodes of one site)")
+    placement: str = Field(description="where its cameras run: local (one process), any (any cluster node) or "
+                                       "site:LABEL (the nodes of one site)")
 
 
 class DeploymentCreated(Deployment):
@@ -502,13 +503,33 @@ class LiveStatus(Out):
     alerts: int
 
 
+class DeploymentCamera(Out):
+    """One camera of a deployment: where it runs and how it is doing. A cluster deployment's as
+    its recorder last saw the nodes; one run in a single process has counts once it ended."""
+
+    camera: str
+    node: str | None = Field(description="the cluster node running it, ``one process`` for a deployment not placed "
+                                         "on the cluster; null while no node holds it")
+    state: str | None = Field(description="on the cluster: starting, running, ended, unplaced (no node runs it)")
+    health: str | None = Field(description="ok, starting, stalled, ended, failed, or a stream's own state")
+    lag_s: float | None = Field(description="seconds its processing is behind the camera")
+    frames: int | None
+    dropped: int | None = Field(description="frames dropped to keep up")
+    heartbeat_at: str | None = Field(description="its node's last report on it (ISO 8601)")
+    heartbeat_age_s: float | None = Field(description="seconds since that report")
+    reason: str | None = Field(description="why no node runs it, or what its node warns of")
+    site: str | None = sometimes("the site of the node running it")
+    since: str | None = sometimes("since when that node has held it (ISO 8601)")
+    faces_seen: int | None = sometimes("faces its node compared with the watchlist")
+    alerts: int | None = sometimes("alerts its node raised")
+    fps: float | None = sometimes("frames its node processes per second")
+
+
 class DeploymentDetail(DeploymentListed):
     record: DeploymentRecord
     live: LiveStatus | None = Field(description="its run in this server process; null when it runs elsewhere or "
                                                 "not at all")
-    cameras: list[dict[str, Any]] = sometimes(
-        "each camera: where it runs and how it is doing (camera, node, state, health, lag_s, frames, dropped, "
-        "heartbeat_at, heartbeat_age_s, reason; a cluster deployment's as its recorder last saw the nodes)")
+    cameras: list[DeploymentCamera] = Field(description="each camera: where it runs and how it is doing")
 
 
 class DeploymentStopped(Deployment):
