@@ -39,7 +39,7 @@ def test_enrol_folder_then_search_finds_the_right_person(vigil, admin, people_di
     assert 0 < top["fmr"] < 1e-3
     assert top["expected_false_candidates_at_this_score"] == pytest.approx(top["fmr"] * result["gallery_templates"])
     with vigil.store.session() as s:
-        rec = s.get(SearchRecord, result["search_id"])
+        rec = s.get(SearchRecord, result["id"])
         assert rec.case_ref == "CASE-1" and rec.results[0]["candidates"][0]["subject_id"] == top["subject_id"]
         assert s.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "search.run")) == 1
 
@@ -76,7 +76,7 @@ def test_contact_sheet_is_an_audited_export(vigil, admin, people_dir, tmp_path):
     assert above and html.count("<b>above threshold</b>") == len(above)
     with vigil.store.session() as s:
         entry = s.scalar(select(AuditEntry).where(AuditEntry.action == "export.written"))
-        assert entry is not None and json.loads(entry.details)["search_id"] == result["search_id"]
+        assert entry is not None and json.loads(entry.details)["search_id"] == result["id"]
 
 
 def test_same_image_twice_is_enrolled_once(vigil, admin, tmp_path):

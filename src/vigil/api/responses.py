@@ -338,7 +338,7 @@ class SearchResult(Out):
 
     model_config = ConfigDict(populate_by_name=True)
 
-    search_id: int
+    id: int = Field(description="the search record's id (GET /api/searches)")
     created_at: Timestamp
     case_ref: str
     reason: str

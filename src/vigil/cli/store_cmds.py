@@ -329,7 +329,7 @@ def search(
                         probe_name=probe.name, sheet=sheet, show_progress=not as_json)
 
     def human(r):
-        console.print(f"Search {r['search_id']} in {r['gallery']} ({r['gallery_subjects']} subjects), "
+        console.print(f"Search {r['id']} in {r['gallery']} ({r['gallery_subjects']} subjects), "
                       f"case {r['case_ref']}: {len(r['faces'])} face(s)")
         for i, f in enumerate(r["faces"], 1):
             seen = (f" seen at {f['time']:.1f} s into the video (best of {f['shots']} shots, track {f['track_id']})"

@@ -24,11 +24,11 @@ def _img_tag(image: np.ndarray, alt: str, size: int = 140) -> str:
 def render_contact_sheet(result: dict, probe_crops: list[np.ndarray], candidate_crops: dict[str, np.ndarray],
                          per_face: int = 10) -> str:
     """``candidate_crops`` maps a subject id to its first enrolled face (absent: not shown)."""
-    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Search {result['search_id']}"
+    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Search {result['id']}"
              "</title><style>body{font-family:sans-serif;margin:2em}figure{display:inline-block;margin:.5em;"
              "text-align:center}figcaption{font-size:.8em}.probe{border:3px solid #124}"
              ".above img{outline:4px solid #1565c0}</style></head><body>",
-             f"<h1>Search {result['search_id']}: case {html.escape(result['case_ref'])}</h1>",
+             f"<h1>Search {result['id']}: case {html.escape(result['case_ref'])}</h1>",
              f"<p>Gallery {html.escape(result['gallery'])} ({result['gallery_subjects']} subjects). "
              f"Reason: {html.escape(result['reason'])}. Candidates are leads for review, not identifications.</p>"]
     threshold = result.get("threshold_fmr_1e-4")

@@ -86,7 +86,7 @@ def run_search(vigil, actor: Actor, kind: str, name: str, *, case_ref: str, reas
             "gallery": coll.name, "probe": record.probe_kind, "faces": len(out_faces), "top": top,
             "top_candidates": [f["candidates"][0]["subject_id"] for f in out_faces if f["candidates"]]})
         result = {
-            "search_id": record.id, "created_at": iso(record.created_at), "case_ref": case_ref, "reason": reason,
+            "id": record.id, "created_at": iso(record.created_at), "case_ref": case_ref, "reason": reason,
             "gallery": coll_name, "model_id": model_id, "gallery_subjects": gallery_subjects,
             "gallery_templates": gallery_templates, "probe": record.probe_kind,
             "threshold_fmr_1e-4": cal.threshold_for(1e-4), "calibration": cal.dataset, "faces": out_faces,
@@ -108,7 +108,7 @@ def _write_sheet(uow, vigil, result: dict, faces: list[ProbeFace], target: Path)
             candidate_crops[sid] = face_crop(vigil.store.blobs.get(image.blob_id), image.box, 0.25)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(render_contact_sheet(result, [f.crop for f in faces], candidate_crops))
-    record_export(uow, "contact_sheet", target, {"search_id": result["search_id"], "case_ref": result["case_ref"]})
+    record_export(uow, "contact_sheet", target, {"search_id": result["id"], "case_ref": result["case_ref"]})
     return str(target)
 
 

@@ -51,7 +51,7 @@ function faceBlock(face, i, result) {
 function showResults(r) {
   section.hidden = false;
   fill(results,
-    h("p", {}, `Search ${r.search_id} in ${r.gallery} (${r.gallery_subjects} subjects), case ${r.case_ref}. `,
+    h("p", {}, `Search ${r.id} in ${r.gallery} (${r.gallery_subjects} subjects), case ${r.case_ref}. `,
       `${r.faces.length} face${r.faces.length === 1 ? "" : "s"} found in the ${r.probe}. `,
       "Candidates outlined in blue score above the threshold for a 1 in 10,000 false match rate."),
     r.faces.length ? r.faces.map((f, i) => faceBlock(f, i, r)) : h("p", { class: "empty" }, "No face found in the probe."));
