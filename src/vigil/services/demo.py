@@ -75,7 +75,7 @@ def run_retro_demo(vigil: Vigil, actor: Actor) -> dict:
     result = search.run_search(vigil, actor, "gallery", GALLERY, case_ref="DEMO-001",
                                reason="demonstration of retrospective search", top=2,
                                data=demo_bytes("obama_and_biden.jpg"), probe_name="obama_and_biden.jpg")
-    return {"search_id": result["search_id"], "faces": [
+    return {"search_id": result["id"], "faces": [
         {"box": f["box"], "top": f["candidates"][0]["name"], "score": f["candidates"][0]["score"],
          "fmr": f["candidates"][0]["fmr"]} for f in result["faces"]]}
 
