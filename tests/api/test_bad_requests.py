@@ -247,9 +247,9 @@ def test_a_cookie_authenticated_state_change_from_another_origin_is_refused(worl
     assert _tokens(world) == before  # read in a fresh session: nothing was minted
     assert browser.get("/api/me").status_code == 200  # reading with the cookie is unaffected
     for headers in ({"Origin": "http://testserver"}, {"Referer": "http://testserver/deployments"}):
-        assert browser.post("/api/me/tokens", json={"name": "mine"}, headers=headers).status_code == 200
+        assert browser.post("/api/me/tokens", json={"name": "mine"}, headers=headers).status_code == 201
     bearer = {"Authorization": f"Bearer {world['tokens']['supervisor']}", "Origin": "https://evil.example"}
-    assert TestClient(world["app"]).post("/api/me/tokens", json={"name": "script"}, headers=bearer).status_code == 200
+    assert TestClient(world["app"]).post("/api/me/tokens", json={"name": "script"}, headers=bearer).status_code == 201
     assert _tokens(world) == before + 3
     login = {"username": "auditor1", "password": "auditor-password-123"}  # no login from another site's page
     assert _is_problem(TestClient(world["app"]).post("/api/token", data=login,

@@ -110,7 +110,7 @@ def test_failures_from_one_address_lock_that_address_for_every_account(vigil, ap
 def _session_and_token(app, client):
     access = login(client).json()["access_token"]
     r = TestClient(app).post("/api/me/tokens", json={"name": "laptop"}, headers=bearer(access))
-    assert r.status_code == 200, r.text
+    assert r.status_code == 201, r.text
     minted = r.json()["token"]
     assert me(app, access) == 200 and me(app, minted) == 200
     return access, minted

@@ -378,7 +378,7 @@ class Camera(Out):
     source: str = Field(description="where it reads from (a password in a URL shown as ***)")
     description: str
     registered_by: str
-    registered_at: str | None = Field(description="when it was registered (ISO 8601)")
+    registered_at: Timestamp | None = Field(description="when it was registered")
 
 
 # -- deployments -----------------------------------------------------------------------------------

@@ -56,7 +56,7 @@ def my_tokens(request: Request, limit: Limit = 100, cursor: Cursor = None, actor
     return accounts.list_tokens(request.app.state.vigil, actor, cursor=cursor, limit=limit).as_dict()
 
 
-@router.post("/me/tokens", response_model=NewApiToken)
+@router.post("/me/tokens", status_code=201, response_model=NewApiToken)
 def my_token(body: TokenIn, request: Request, credentials: Credentials = Depends(current_credentials)):
     """A long-lived API token for the caller; minted from a login session, it ends with it."""
     result = accounts.create_token(request.app.state.vigil, credentials.actor, name=body.name, days=body.days,

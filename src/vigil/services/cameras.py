@@ -31,6 +31,7 @@ from vigil.live.sources import STREAM_SCHEMES, source_kind
 from vigil.services.pages import Page, keyset_page
 from vigil.services.unit import refuse, use_case
 from vigil.store.schema import Camera
+from vigil.timeutil import iso
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,59}$")
 LOCAL = "local (vigil watch)"
@@ -91,7 +92,7 @@ def classify(settings, source: str, *, under_root: bool = True) -> tuple[str, st
 def _view(cam: Camera) -> dict:
     return {"name": cam.name, "kind": cam.kind, "source": masked(cam.source), "description": cam.description,
             "registered_by": cam.registered_by,
-            "registered_at": cam.registered_at.isoformat() if cam.registered_at else None}
+            "registered_at": iso(cam.registered_at)}
 
 
 def register_camera(vigil, actor: Actor, name: str, source: str, description: str = "") -> dict:
