@@ -40,18 +40,33 @@ async def connect(servers: str | list[str], *, name: str, attempts: int | None =
     except ImportError as exc:
         raise ClusterUnavailable("the cluster needs nats-py: pip install 'vigil[nats]'") from exc
     urls = [servers] if isinstance(servers, str) else list(servers)
+    # Two tries per server for the first connection (nats-py would otherwise retry an unreachable
+    # server forever inside connect(), silently): the backoff and the message are ours. Once
+    # connected, nats-py reconnects by itself, forever.
     options = {"servers": urls, "name": name, "connect_timeout": connect_timeout, "allow_reconnect": True,
-               "max_reconnect_attempts": -1, "reconnect_time_wait": 0.5, "error_cb": _quiet,
+               "max_reconnect_attempts": 1, "reconnect_time_wait": 0.5, "error_cb": _quiet,
                "disconnected_cb": _quiet, "closed_cb": _quiet}
     if credentials:
         options["user_credentials"] = credentials
+    seen: list[Exception] = []
+
+    async def remember(exc: Exception) -> None:  # the real cause behind nats-py's "no servers available"
+        seen.append(exc)
+
+    options["error_cb"] = remember
     delays = backoff_delays()
     attempt = 0
     while True:
         attempt += 1
+        seen.clear()
         try:
-            return await nats.connect(**options)
-        except Exception as exc:  # nats-py raises several kinds (NoServersError, OSError, timeouts)
+            nc = await nats.connect(**options)
+            nc.options["max_reconnect_attempts"] = -1
+            nc._error_cb = _quiet  # connected: later errors are the reconnection's, said by the callers
+            return nc
+        except Exception as exc:
+            if seen and type(exc).__name__ == "NoServersError":
+                exc = seen[-1]  # nats-py raises several kinds (NoServersError, OSError, timeouts)
             if attempts is not None and attempt >= attempts:
                 raise ClusterUnavailable(f"NATS at {', '.join(urls)} is unreachable after {attempt} "
                                          f"attempt(s): {exc or type(exc).__name__}") from exc
