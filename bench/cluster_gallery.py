@@ -241,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--replicas", type=int, default=2, help="replica processes per shard")
     parser.add_argument("--nats", default="nats://127.0.0.1:4222")
-    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="shard files (deleted at the end)")
+    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR,
+                        help="shard files (deleted at the end unless --keep)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/lfw_sface_all.npz"), help="LFW SFace templates")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "lfw")
     parser.add_argument("--latency-queries", type=int, default=300)
@@ -249,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds before a shard is asked again")
     parser.add_argument("--min-free-gib", type=float, default=3.0,
                         help="memory to leave to the machine's other work (the gallery is sized to fit)")
+    parser.add_argument("--keep", action="store_true", help="keep the shard files and the exact reference")
+    parser.add_argument("--reuse", action="store_true",
+                        help="measure again on the files a --keep run left (same --templates and --shards)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.command == "serve":
@@ -294,10 +298,22 @@ def run(args) -> int:
     gallery = f"lfw-bench-{uuid.uuid4().hex[:8]}"
     threshold, threshold_source = fmr_threshold()
     model = DistractorModel(templates.vectors[templates.usable])
-    if args.workdir.exists():
-        shutil.rmtree(args.workdir)
     t = time.perf_counter()
-    ref_s, ref_i, sizes = build_gallery(args, real, probes, model, gallery)
+    saved = args.workdir / "reference.npz"
+    meta_path = args.workdir / "gallery.json"
+    meta = json.loads(meta_path.read_text()) if args.reuse and meta_path.is_file() and saved.is_file() else None
+    reused = bool(meta and meta["templates"] == args.templates and meta["shards"] == args.shards)
+    if reused:
+        gallery = meta["gallery"]  # the files of an earlier run (--reuse): same gallery, same reference
+        ref = np.load(saved)
+        ref_s, ref_i = ref["scores"], ref["ids"]
+        sizes = {int(i): n for i, n in meta["shard_sizes"].items()}
+        console.print(f"reusing the gallery files in {args.workdir}")
+    else:
+        if args.workdir.exists():
+            shutil.rmtree(args.workdir)
+        ref_s, ref_i, sizes = build_gallery(args, real, probes, model, gallery)
+        np.savez(saved, scores=ref_s, ids=ref_i)
     build_s = time.perf_counter() - t
     ref = Reference(ref_s, ref_i, mates, threshold)
     exact_quality = ref.quality(ref_i)
@@ -306,7 +322,7 @@ def run(args) -> int:
 
     replicas: list[Replica] = []
     logs = args.workdir / "logs"
-    logs.mkdir()
+    logs.mkdir(exist_ok=True)
     result: dict = {}
     try:
         t = time.perf_counter()
@@ -406,7 +422,7 @@ def run(args) -> int:
                  "distractors": args.templates - len(real),
                  "distractor_model": {"name": "bench.index_1m.DistractorModel", **model.params,
                                       "validated_in": "index_1m.json (distribution_check)"}},
-        "timings_s": {"build_and_exact_reference": round(build_s, 1), "start_replicas": round(start_s, 1),
+        "timings_s": {"build_and_exact_reference": round(build_s, 1) if not reused else "reused (--reuse)", "start_replicas": round(start_s, 1),
                       "total": round(time.perf_counter() - started, 1)},
         "replica_processes": {"count": args.shards * args.replicas, "blas_threads_each": 1,
                               "load_s": [r.info.get("load_s") for r in replicas if r.info]},
@@ -426,7 +442,8 @@ def run(args) -> int:
     else:
         out.write_text(json.dumps(result, indent=1, default=float) + "\n")
         path = out
-    shutil.rmtree(args.workdir, ignore_errors=True)
+    if not args.keep:
+        shutil.rmtree(args.workdir, ignore_errors=True)
     console.print_json(json.dumps({k: result[k] for k in (
         "gallery_templates", "gallery_top1_equals_exact", "gallery_recall_exact_top10_above_fmr_1e-4",
         "gallery_p50_ms", "gallery_p99_ms", "ms_per_million_scanned", "erase_s",
