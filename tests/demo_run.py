@@ -43,7 +43,7 @@ def traced_demo(root: Path, model_cache: Path) -> dict:
     clip = exported = None
     if result is not None:
         alerts = run_vigil(home, "alert", "list", "--json")
-        first = json.loads(alerts.stdout)["items"][0]["alert_id"]
+        first = json.loads(alerts.stdout)["items"][0]["id"]
         exported = home / "exports" / "clip.avi"
         clip = run_vigil(home, "alert", "clip", str(first), "--out", str(exported), "--json")
     return {"home": str(home), "trace": str(trace) if trace else None, "returncode": proc.returncode,

@@ -80,7 +80,7 @@ def world(tmp_path_factory, model_cache):
     assert result.alerts, "the world's deployment should raise an alert"
     client = TestClient(app)
     yield {"app": app, "client": client, "vigil": vigil, "tokens": tokens, "video": str(video),
-           "alert_id": result.alerts[0]["alert_id"], "deployment_id": dep["id"],
+           "alert_id": result.alerts[0]["id"], "deployment_id": dep["id"],
            "subject_id": obama["watchlist"]["subject_id"], "gallery_subject_id": obama["gallery"]["subject_id"],
            "home": home}
     client.close()

@@ -33,15 +33,15 @@ def test_retention_purges_by_policy_and_reports_still_add_up(vigil, admin, watch
     video = two_people_video(tmp_path / "v.mp4")
     dep1, run1 = _deploy(vigil, admin, video)
     dep2, run2 = _deploy(vigil, admin, video, "Oxford Street")
-    decide(vigil, admin, run1.alerts[0]["alert_id"], decision="false_alert", outcome="no_action")
-    decide(vigil, admin, run2.alerts[0]["alert_id"], decision="confirmed", outcome="arrested", case_ref="CASE-9")
+    decide(vigil, admin, run1.alerts[0]["id"], decision="false_alert", outcome="no_action")
+    decide(vigil, admin, run2.alerts[0]["id"], decision="confirmed", outcome="arrested", case_ref="CASE-9")
     with vigil.store.session() as s:  # both alerts are old now
         s.execute(update(Alert).values(created_at=utcnow() - timedelta(days=40)))
     counts = run_retention(vigil, admin)
     assert counts["alerts_false_alert"] == 1 and counts["alerts_confirmed"] == 0  # the case keeps the confirmed one
     with vigil.store.session() as s:
-        false_alert = s.get(Alert, run1.alerts[0]["alert_id"])
-        kept = s.get(Alert, run2.alerts[0]["alert_id"])
+        false_alert = s.get(Alert, run1.alerts[0]["id"])
+        kept = s.get(Alert, run2.alerts[0]["id"])
         assert false_alert.probe_blob_id is None and false_alert.frame_blob_id is None
         assert false_alert.subject_name == "" and false_alert.biometrics_deleted_at is not None
         assert kept.probe_blob_id is not None

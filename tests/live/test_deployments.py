@@ -121,7 +121,7 @@ def test_record_adjudication_and_outcomes(vigil, admin, watchlist, video):
     result = run(vigil, admin, dep["id"])
     rec = get_deployment_record(vigil, admin, dep["id"])
     assert rec["alerts"] == 1 and rec["undecided_alerts"] == 1 and rec["faces_seen"] >= 2
-    decide(vigil, admin, result.alerts[0]["alert_id"], decision="confirmed", outcome="arrested", notes="stopped")
+    decide(vigil, admin, result.alerts[0]["id"], decision="confirmed", outcome="arrested", notes="stopped")
     rec = record_outcomes(vigil, admin, dep["id"], engagements=1, arrests=None)
     assert rec["true_alerts"] == 1 and rec["arrests"] == 1 and rec["engagements"] == 1
     assert rec["false_alert_rate"] == 0.0 and rec["watchlist_size"] == 1
@@ -158,7 +158,7 @@ def test_evidence_clip_blurs_everyone_but_the_alerted_face(vigil, admin, watchli
         result = run(vigil, admin, dep["id"])
     finally:
         vigil.settings.live.evidence_clip_seconds = 0.0
-    alert_id = result.alerts[0]["alert_id"]
+    alert_id = result.alerts[0]["id"]
     out = export_clip(vigil, admin, alert_id, tmp_path / "clip.avi")
     assert out["bytes"] > 1000
     engine = FaceEngine.from_settings(vigil.settings)
@@ -263,7 +263,7 @@ def test_an_alert_names_its_runner_up_and_warns_of_a_look_alike(vigil, admin, vi
     other = {"Barack Obama": "His Twin", "His Twin": "Barack Obama"}[first["name"]]
     assert first["runner_up"]["name"] == other and first["runner_up"]["lookalike"] is True
     assert other in first["lookalike_warning"] and "compare the face with both" in first["lookalike_warning"]
-    shown = show_alert(vigil, admin, first["alert_id"])  # as the operator's screen reads it, from the store
+    shown = show_alert(vigil, admin, first["id"])  # as the operator's screen reads it, from the store
     assert shown["runner_up"]["name"] == other and shown["lookalike_warning"]
     with vigil.store.session() as s:
         raised = s.scalars(select(AuditEntry).where(AuditEntry.action == "alert.raised")).first()

@@ -173,7 +173,7 @@ def test_payload_names_reference_expiry_and_the_score_in_words(vigil, admin, eng
     with client:
         listed_alerts = client.get("/api/alerts", headers=headers["operator"]).json()
         items = listed_alerts["items"] if isinstance(listed_alerts, dict) else listed_alerts
-        assert [a["reference"] for a in items if a["alert_id"] == alert_id] == ["WARRANT-2207"]
+        assert [a["reference"] for a in items if a["id"] == alert_id] == ["WARRANT-2207"]
         for which in ("probe_face", "watchlist_face", "probe", "watchlist", "frame"):
             r = client.get(f"/api/alerts/{alert_id}/{which}.jpg", headers=headers["operator"])
             assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg", which

@@ -597,7 +597,7 @@ class Alert(Out):
     """A match a person must decide (the system proposes; the operator decides)."""
 
     type: Literal["alert"]
-    alert_id: int
+    id: int
     deployment_id: int
     deployment: str = Field(description="the deployment's name")
     subject_id: str = Field(description="pseudonymous id (kept after the subject is erased)")

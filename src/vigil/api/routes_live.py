@@ -164,8 +164,8 @@ async def stream(request: Request, after_id: AfterId = 0, once: bool = False, ac
         while not await request.is_disconnected():
             new = await asyncio.to_thread(alerts_after, vigil, actor, last)
             for alert in new:
-                last = max(last, alert["alert_id"])
-                yield f"id: {alert['alert_id']}\nevent: alert\ndata: {json.dumps(alert)}\n\n"
+                last = max(last, alert["id"])
+                yield f"id: {alert['id']}\nevent: alert\ndata: {json.dumps(alert)}\n\n"
             if once:
                 yield ": end\n\n"
                 return

@@ -32,7 +32,7 @@ class _HumanSink:
             console.print(f"[bold red]ALERT[/] {payload['utc']} camera {payload['camera']} t={payload['time']:.1f}s "
                           f"track {payload['track_id']}: {payload['name']} ({payload['subject_id']}, "
                           f"{payload['category']}) score {payload['score']:.3f} -> needs an operator's decision "
-                          f"(alert {payload['alert_id']})")
+                          f"(alert {payload['id']})")
             if payload.get("lookalike_warning"):
                 console.print(f"  [yellow]{escape(payload['lookalike_warning'])}[/]")
         elif kind == "health":
@@ -334,7 +334,7 @@ def alert_list(deployment: str = typer.Option(None, "--deployment", help="Only t
         for col in ("id", "deployment", "utc", "camera", "subject", "score", "decision", "outcome"):
             table.add_column(col)
         for r in rs:
-            table.add_row(str(r["alert_id"]), str(r["deployment_id"]), r["utc"], r["camera"],
+            table.add_row(str(r["id"]), str(r["deployment_id"]), r["utc"], r["camera"],
                           f"{r['name']} ({r['subject_id']})", f"{r['score']:.3f}",
                           r["decision"] or "[yellow]UNDECIDED[/]", r["outcome"] or "-")
         console.print(table)
@@ -362,7 +362,7 @@ def alert_decide(
     data = decide(vigil, actor, alert_id, decision=decision, outcome=outcome, notes=notes, case_ref=case,
                   reason=reason)
     emit(data, as_json, lambda d: console.print(
-        f"Alert {d['alert_id']}: {d['decision']}, {d['outcome']}"
+        f"Alert {d['id']}: {d['decision']}, {d['outcome']}"
         + (f" (revision {len(d['history']) - 1} of the first decision)" if len(d["history"]) > 1 else "")))
 
 
@@ -375,7 +375,7 @@ def alert_show(alert_id: int, as_json: bool = JsonOpt) -> None:
     data = show_alert(vigil, actor, alert_id)
 
     def human(d):
-        console.print(f"Alert {d['alert_id']} ({d['deployment']}): {d['name']} ({d['subject_id']}) on {d['camera']} "
+        console.print(f"Alert {d['id']} ({d['deployment']}): {d['name']} ({d['subject_id']}) on {d['camera']} "
                       f"at {d['utc']}, score {d['score']:.3f}")
         for h in d["history"] or [{"seq": "-", "decision": "UNDECIDED"}]:
             console.print(f"  {h['seq']}. {h['decision']} {h.get('outcome') or ''} by {h.get('decided_by') or '-'} "

@@ -35,7 +35,7 @@ class RunRecorder(Protocol):
     """Where a run's lasting results go."""
 
     def on_alert(self, evidence: AlertEvidence) -> dict | None:
-        """Store the alert; return its payload (with ``alert_id``) for the sinks, or None when
+        """Store the alert; return its payload (with its ``id``) for the sinks, or None when
         the same person was alerted elsewhere within the de-duplication window (another
         process's camera: a cluster node asks the cluster first)."""
 
@@ -223,7 +223,7 @@ class LiveRunner:
             if payload is None:  # alerted on another node's camera within the window: one alert
                 self.duplicates += 1
                 continue
-            self._recent[entry.subject_id] = (event.time, payload["alert_id"])
+            self._recent[entry.subject_id] = (event.time, payload["id"])
             payload["first_seen"] = round(event.first_seen, 3)
             payload["box"] = event.face.box_list()
             payload["latency_ms"] = round((time.monotonic() - frame.wall) * 1000, 1)
@@ -231,7 +231,7 @@ class LiveRunner:
             self.alerts.append(payload)
             self._send(payload)
             if self.evidence:
-                self.evidence.start(frame.camera, payload["alert_id"], event.track_id, event.time)
+                self.evidence.start(frame.camera, payload["id"], event.track_id, event.time)
         if self.evidence:
             self._store_clips(self.evidence.finished(frame.camera, frame.time))
 

@@ -44,7 +44,7 @@ def alert_payload(alert: Alert, deployment_name: str = "") -> dict:
     attached to a session (it always is in the services), the subject's reference (warrant or
     case number) and the watchlist's name and expiry are read with it; None when the subject
     was erased or the watchlist deleted since."""
-    return {"type": "alert", "alert_id": alert.id, "deployment_id": alert.deployment_id,
+    return {"type": "alert", "id": alert.id, "deployment_id": alert.deployment_id,
             "deployment": deployment_name, "subject_id": alert.subject_id, "name": alert.subject_name,
             "category": alert.category, "score": round(alert.score, 5), "threshold": round(alert.threshold, 5),
             "fmr": alert.fmr, "camera": alert.camera, "time": round(alert.source_time, 3),

@@ -26,7 +26,7 @@ const dialogTitle = document.getElementById("image-dialog-title");
 const dialogBody = document.getElementById("image-dialog-body");
 
 const PAGE = 50;
-const alerts = new Map(); // alert_id -> {data, el}
+const alerts = new Map(); // alert id -> {data, el}
 const subjects = new Map(); // subject_id -> name, for the subject filter's suggestions
 let maxId = 0;
 let nextCursor = null;
@@ -108,7 +108,7 @@ function decisionSummary(a) {
 }
 
 function decisionForm(a) {
-  const id = a.alert_id;
+  const id = a.id;
   const form = h("form", { class: "decide", "aria-label": `Decision for alert ${id}` },
     h("fieldset", {},
       h("legend", {}, "Decision"),
@@ -184,7 +184,7 @@ function watchlistAlt(a) {
 
 /** Both faces at full size, side by side; a button swaps them for the images as stored. */
 function openCompare(a, from) {
-  const id = a.alert_id;
+  const id = a.id;
   const probe = h("img", { src: `/api/alerts/${id}/probe_face.jpg`, alt: `${probeAlt(a)}, enlarged`, width: 448, height: 448 });
   const listed = h("img", { src: `/api/alerts/${id}/watchlist_face.jpg`, alt: `${watchlistAlt(a)}, enlarged`, width: 448, height: 448 });
   const probeCaption = h("figcaption", {}, `Camera ${a.camera}, aligned`);
@@ -211,9 +211,9 @@ function openCompare(a, from) {
 }
 
 function openFrame(a, from) {
-  openDialog(`Alert ${a.alert_id}: the camera frame`, [
+  openDialog(`Alert ${a.id}: the camera frame`, [
     h("figure", { class: "frame-large" },
-      h("img", { src: `/api/alerts/${a.alert_id}/frame.jpg`, alt: `Full camera frame for alert ${a.alert_id}, enlarged` }),
+      h("img", { src: `/api/alerts/${a.id}/frame.jpg`, alt: `Full camera frame for alert ${a.id}, enlarged` }),
       h("figcaption", {}, `Camera ${a.camera}. Everyone but the alerted face is washed out.`)),
   ], from);
 }
@@ -222,7 +222,7 @@ function openFrame(a, from) {
 function faceFigure(a, which, alt, caption) {
   const button = h("button", { type: "button", class: "enlarge", "aria-haspopup": "dialog", dataset: { face: which } },
     // lazy: each face is aligned by the server when asked for; cards out of sight wait
-    h("img", { src: `/api/alerts/${a.alert_id}/${which}_face.jpg`, alt, width: 224, height: 224, decoding: "async",
+    h("img", { src: `/api/alerts/${a.id}/${which}_face.jpg`, alt, width: 224, height: 224, decoding: "async",
       loading: "lazy" }),
     h("span", { class: "visually-hidden" }, " (enlarge)"));
   button.addEventListener("click", () => openCompare(a, button));
@@ -230,14 +230,14 @@ function faceFigure(a, which, alt, caption) {
 }
 
 function frameDetails(a) {
-  const img = h("img", { alt: `Full camera frame for alert ${a.alert_id}`, decoding: "async" });
+  const img = h("img", { alt: `Full camera frame for alert ${a.id}`, decoding: "async" });
   const button = h("button", { type: "button", class: "enlarge", "aria-haspopup": "dialog" }, img,
     h("span", { class: "visually-hidden" }, " (enlarge)"));
   button.addEventListener("click", () => openFrame(a, button));
   const details = h("details", { class: "frame-details" },
     h("summary", {}, "Show the full camera frame (other people washed out)"), button);
   details.addEventListener("toggle", () => {
-    if (details.open && !img.getAttribute("src")) img.src = `/api/alerts/${a.alert_id}/frame.jpg`;
+    if (details.open && !img.getAttribute("src")) img.src = `/api/alerts/${a.id}/frame.jpg`;
   });
   return details;
 }
@@ -254,7 +254,7 @@ function watchlistFacts(a) {
 }
 
 function card(a, isNew) {
-  const id = a.alert_id;
+  const id = a.id;
   const images = a.has_images === false
     ? h("p", { class: "empty" }, "Images deleted by retention.")
     : h("div", { class: "compare" },
@@ -299,17 +299,17 @@ function card(a, isNew) {
 
 /** Add or update one alert card; the list stays newest first. */
 function upsert(a, { isNew = false, replace = false } = {}) {
-  const existing = alerts.get(a.alert_id);
+  const existing = alerts.get(a.id);
   if (existing && !replace) return false;
   const el = card(a, isNew);
   if (existing) existing.el.replaceWith(el);
   else {
-    const after = [...list.children].find((li) => Number(li.dataset.alertId) < a.alert_id);
+    const after = [...list.children].find((li) => Number(li.dataset.alertId) < a.id);
     list.insertBefore(el, after || null);
   }
-  alerts.set(a.alert_id, { data: a, el });
+  alerts.set(a.id, { data: a, el });
   rememberSubject(a);
-  maxId = Math.max(maxId, a.alert_id);
+  maxId = Math.max(maxId, a.id);
   updateCount();
   return !existing;
 }
@@ -405,7 +405,7 @@ function connect() {
     const a = JSON.parse(event.data);
     if (!matches(a)) return;
     if (upsert(a, { isNew: true })) {
-      announcer.textContent = `New alert ${a.alert_id}: possible match with ${a.name}, camera ${a.camera}, score ${score(a.score)}.`;
+      announcer.textContent = `New alert ${a.id}: possible match with ${a.name}, camera ${a.camera}, score ${score(a.score)}.`;
     }
   });
   source.addEventListener("error", () => {
