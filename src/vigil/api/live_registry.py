@@ -34,8 +34,12 @@ class LiveRegistry:
 
     def start(self, vigil, actor, deployment_id: int, *, fast: bool, max_seconds: float | None) -> None:
         """Build the run here (a missing source fails the deployment and raises to the caller),
-        then run it in a thread."""
-        from vigil.services.live_runs import DeploymentRunner, RunOptions
+        then run it in a thread. A deployment placed on the cluster runs on its nodes: nothing
+        to run here."""
+        from vigil.services.live_runs import DeploymentRunner, RunOptions, placed_on_cluster
+
+        if placed_on_cluster(vigil, deployment_id):
+            return
 
         registry = self
 

@@ -41,7 +41,7 @@ def _register() -> None:
     eval_cmds.register(app)
     demo_cmd.register(app)
     for module in ("store_cmds", "admin_cmds", "live_cmds", "camera_cmds", "synth_cmd", "governance_cmds", "serve_cmd",
-                   "cluster_shard_cmd"):
+                   "cluster_shard_cmd", "node_cmds"):
         try:
             mod = __import__(f"vigil.cli.{module}", fromlist=["register"])
         except ModuleNotFoundError as exc:
