@@ -66,7 +66,7 @@ def _setup(vigil, video: Path, cameras: int, pack: str | None) -> RunSetup:
     engine = vigil.engine(pack)
     shots = ShotEmbedder(engine.pack)
     matcher = WatchlistMatcher([], np.zeros((0, engine.pack.embedder.dim), np.float32), engine.pack.calibration,
-                               split=shots.split)
+                               false_alert_rate=1e-4, split=shots.split)
     sources = [{"camera": f"calibration-{i + 1}", "source": str(video)} for i in range(cameras)]
     return RunSetup(0, "calibration", sources, engine, matcher, shots, vigil.settings.live, vigil.settings.quality)
 

@@ -320,11 +320,22 @@ class Node:
                 self._stop_camera(work, "its deployment was stopped" if dep else "its deployment is no longer running")
         if not self.stopping.is_set():
             await self._claim_one(running)
+        await self._beat()
+        await asyncio.gather(*(self._publish_status(w) for w in list(self.held.values())), return_exceptions=True)
+
+    async def _beat(self) -> None:
+        """The node's own record, renewed like a lease (so that a clean stop can remove it)."""
         try:
-            await self.buckets.nodes.put(self.name, leases.dumps(self._record()))
+            await leases.renew(self.buckets.nodes, self.node_lease, self._record())
+        except leases.LeaseLost:  # it expired (NATS away for a lease period): register again
+            lease = await leases.claim(self.buckets.nodes, self.name, self._record(), self.period)
+            if lease is None:
+                self.say({"type": "node", "event": "name_taken", "node": self.name,
+                          "message": f"another node registered as {self.name!r} while this one was cut off"})
+            else:
+                self.node_lease = lease
         except Exception:  # noqa: BLE001 - NATS away: the record expires and the recorder says so
             pass
-        await asyncio.gather(*(self._publish_status(w) for w in list(self.held.values())), return_exceptions=True)
 
     async def _renew(self, work: CameraWork) -> None:
         if work.lost:
