@@ -98,7 +98,7 @@ def test_administrators_register_cameras_and_operators_pick_them_by_name(vigil, 
                     headers=headers["operator"])
     assert r.status_code == 201, r.text
     shown = client.get(f"/api/deployments/{r.json()['id']}", headers=headers["supervisor"]).json()
-    assert {s["camera"] for s in shown["sources"]} == {"north", "gate"} and "hunter2" not in json.dumps(shown)
+    assert {c["camera"] for c in shown["cameras"]} == {"north", "gate"} and "hunter2" not in json.dumps(shown)
     # the camera is removed after the plan was made: the deployment can no longer start
     client.post(f"/api/deployments/{r.json()['id']}/authorise", json={}, headers=headers["supervisor"])
     assert client.delete("/api/cameras/gate", headers=headers["admin"]).status_code == 200

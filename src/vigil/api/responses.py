@@ -409,7 +409,7 @@ class Deployment(Out):
     trial: bool = Field(description="a trial: recorded as such, authorised by whoever started it")
     purpose: str
     legal_basis: str
-    sources: list[DeploymentSource] = Field(description="the registered cameras it reads")
+    cameras: list[DeploymentSource] = Field(description="the registered cameras it reads, as planned")
     watchlists: list[str]
     window_start: Timestamp | None
     window_end: Timestamp | None
@@ -504,10 +504,13 @@ class LiveStatus(Out):
 
 
 class DeploymentCamera(Out):
-    """One camera of a deployment: where it runs and how it is doing. A cluster deployment's as
-    its recorder last saw the nodes; one run in a single process has counts once it ended."""
+    """One camera of a deployment as planned, and where it runs and how it is doing. A cluster
+    deployment's as its recorder last saw the nodes; one run in a single process has counts once
+    it ended."""
 
     camera: str
+    source: str = sometimes("where it reads from (a password in a URL shown as ***)")
+    kind: str = sometimes("the camera's kind (absent on deployments planned before cameras were registered)")
     node: str | None = Field(description="the cluster node running it, ``one process`` for a deployment not placed "
                                          "on the cluster; null while no node holds it")
     state: str | None = Field(description="on the cluster: starting, running, ended, unplaced (no node runs it)")
@@ -565,7 +568,6 @@ class AuthorisationView(Deployment):
     thresholds: dict[str, ThresholdPlan] = Field(description="``default``, and ``category:NAME`` for each category "
                                                              "with a rate of its own")
     calibration: str = Field(description="the data set the thresholds and miss rates come from")
-    cameras: list[str | None]
     problems: list[str] = Field(description="what stops it from starting (a watchlist unauthorised, expired, empty)")
     miss_rate_note: str
 

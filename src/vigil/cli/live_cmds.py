@@ -247,7 +247,7 @@ def deployment_review(deployment: str, as_json: bool = JsonOpt) -> None:
                       f"({d['status']}), planned by {d['created_by']}")
         console.print(f"  legal basis: {escape(d['legal_basis'] or '-')}; purpose: {escape(d['purpose'] or '-')}")
         console.print(f"  window: {d['window_start'] or 'now'} to {d['window_end'] or 'open'}; "
-                      f"cameras: {', '.join(d['cameras'])}")
+                      f"cameras: {', '.join(c['camera'] for c in d['cameras'])}")
         for w in d["watchlists_detail"]:
             state = "authorised" if w["authorised"] else "[red]not authorised[/]"
             people = "1 person" if w["subjects"] == 1 else f"{w['subjects']} people"

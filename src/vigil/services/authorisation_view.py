@@ -51,7 +51,7 @@ def authorisation_view(vigil, actor: Actor, deployment_id) -> dict:
     problems += [f"watchlist {w['name']!r} has expired" for w in lists if w["expired"]]
     problems += [f"watchlist {w['name']!r} is empty" for w in lists if w["subjects"] == 0]
     return {**plan, "watchlists_detail": lists, "watchlist_entries": entries, "thresholds": thresholds,
-            "calibration": calibration.dataset, "cameras": [s.get("camera") for s in plan["sources"]],
+            "calibration": calibration.dataset,
             "problems": problems,
             "miss_rate_note": "Expected misses: the share of genuine comparisons in the calibration data that "
                               "score below the threshold (one good photo each); real cameras, small or turned "

@@ -320,7 +320,7 @@ def camera_rows(dep: Deployment, now: datetime | None = None) -> list[dict]:
     rows = []
     for src in dep.sources or []:
         name = src.get("camera")
-        row = {"camera": name, "node": None, "state": None, "health": None, "lag_s": None, "frames": None,
+        row = {**{k: src[k] for k in ("camera", "source", "kind") if k in src}, "node": None, "state": None, "health": None, "lag_s": None, "frames": None,
                "dropped": None, "heartbeat_at": None, "heartbeat_age_s": None, "reason": None}
         if dep.placement and name in seen:
             row.update({k: v for k, v in seen[name].items() if k in row or k in ("site", "since", "faces_seen",

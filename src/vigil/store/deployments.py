@@ -32,7 +32,7 @@ def all_deployments(session) -> list[Deployment]:
 def describe(session, dep: Deployment) -> dict:
     names = [c.name for c in session.scalars(select(Collection).where(Collection.id.in_(dep.watchlist_ids or [])))]
     return {"id": dep.id, "name": dep.name, "location": dep.location, "status": dep.status, "trial": dep.is_trial,
-            "purpose": dep.purpose, "legal_basis": dep.legal_basis, "sources": dep.sources, "watchlists": names,
+            "purpose": dep.purpose, "legal_basis": dep.legal_basis, "cameras": dep.sources, "watchlists": names,
             "window_start": iso(dep.window_start), "window_end": iso(dep.window_end),
             "false_alert_rate": dep.false_alert_rate, "category_rates": dep.category_rates,
             "created_by": dep.created_by, "authorised_by": dep.authorised_by, "authorised_at": iso(dep.authorised_at),

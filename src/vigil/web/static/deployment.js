@@ -21,7 +21,7 @@ function renderSummary(d) {
     ["Purpose", d.purpose || "–"],
     ["Legal basis", d.legal_basis || "–"],
     ["Watchlists", d.watchlists.join(", ") || "–"],
-    ["Cameras", d.sources.map((s) => `${s.camera} (${s.source})`).join("; ")],
+    ["Cameras", d.cameras.map((c) => (c.source ? `${c.camera} (${c.source})` : c.camera)).join("; ")],
     ["Window", [time(d.window_start), " to ", time(d.window_end)]],
     ["Accepted false alert rate", String(d.false_alert_rate)],
     ["Created by", d.created_by],
