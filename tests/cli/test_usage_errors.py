@@ -122,3 +122,18 @@ def test_reports_take_json_like_every_command_that_reports(home):
     out = run_cli(home, "report", "annual", "--year", "2026", "--json")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["year"] == 2026
+
+
+def test_output_to_a_pipe_is_never_wrapped_at_80_columns(home):
+    """Logs and grep read whole lines: a long line stays one line when stdout is not a terminal,
+    whatever width the environment claims."""
+    name = "a-gallery-with-a-name-long-enough-to-pass-eighty-columns-on-its-own-" + "x" * 40
+    env = {**os.environ, "VIGIL_HOME": str(home), "COLUMNS": "80"}
+    out = subprocess.run([sys.executable, "-m", "vigil", "gallery", "create", name], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    [line] = [ln for ln in out.stdout.splitlines() if ln.strip()]
+    assert name in line and len(line) > 120
+    bad = subprocess.run([sys.executable, "-m", "vigil", "gallery", "show", name + "-missing"], capture_output=True,
+                         text=True, env=env, timeout=120)
+    assert bad.returncode != 0 and len([ln for ln in bad.stderr.splitlines() if ln.strip()]) == 1
