@@ -47,10 +47,25 @@ def _login_summary_loop(vigil, stop: threading.Event, every_seconds: float = 60.
             continue
 
 
+def _cluster_recorder(vigil, servers: list[str], live: LiveRegistry):
+    """The cluster's alert recorder in this process (``vigil serve --nats``): alerts committed
+    here wake the console's live stream at once."""
+    from vigil.cluster.recorder import Recorder, RecorderOptions
+
+    def said(event: dict) -> None:
+        if event.get("type") == "alert_recorded":
+            live.notify()
+
+    recorder = Recorder(vigil, RecorderOptions(servers=servers, name="api-server"), say=said)
+    thread = threading.Thread(target=recorder.run, daemon=True, name="cluster-recorder")
+    return recorder, thread
+
+
 def create_app(settings: Settings, *, retention_every: float | None = 3600.0,
-               secure_cookies: bool = False) -> FastAPI:
+               secure_cookies: bool = False, recorder_nats: list[str] | None = None) -> FastAPI:
     """``secure_cookies``: served over TLS (a certificate, or a declared TLS-terminating proxy),
-    so the session cookie is marked ``Secure`` even when a request reaches Vigil as http."""
+    so the session cookie is marked ``Secure`` even when a request reaches Vigil as http.
+    ``recorder_nats``: also be the cluster's recorder (docs/cluster.md) on these NATS servers."""
     from vigil.services import get_vigil
 
     vigil = get_vigil(settings)
@@ -64,9 +79,16 @@ def create_app(settings: Settings, *, retention_every: float | None = 3600.0,
                                       name="retention")
             thread.start()
         threading.Thread(target=_login_summary_loop, args=(vigil, stop), daemon=True, name="login-summary").start()
+        recorder = None
+        if recorder_nats:
+            recorder, recorder_thread = _cluster_recorder(vigil, recorder_nats, app.state.live)
+            recorder_thread.start()
         yield
         stop.set()
         app.state.live.stop_all()
+        if recorder is not None:
+            recorder.request_stop()
+            recorder_thread.join(timeout=10)
 
     # Swagger UI and ReDoc load their assets from a CDN; Vigil works offline, so only the
     # OpenAPI document itself is served (/openapi.json), for any local viewer or client generator.

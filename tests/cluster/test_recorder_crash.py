@@ -190,3 +190,31 @@ def test_an_alert_sealed_with_other_keys_is_left_on_the_stream_and_said(vigil, a
         recorder.stop()
     assert uid in said[0]["message"] and "does not hold" in said[0]["message"]
     assert _rows(vigil, uid) == 0
+
+
+def test_the_api_server_is_the_recorder_with_serve_nats(vigil, admin, settings, cluster):
+    """``vigil serve --nats``: the server records the cluster's alerts; its API and the console's
+    live stream read them from the database as they read every alert."""
+    from fastapi.testclient import TestClient
+
+    from vigil.server import create_app
+    from vigil.services.accounts import create_token
+
+    dep = _running_deployment(vigil, admin)
+    uids = [str(uuid.uuid4()), str(uuid.uuid4())]
+    token = create_token(vigil, admin, name="test")["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    app = create_app(settings, retention_every=None, recorder_nats=cluster.urls)
+    with TestClient(app) as client:
+        for uid in uids:
+            _publish(cluster.urls, vigil, dep, uid)
+
+        def listed():
+            items = client.get(f"/api/alerts?deployment_id={dep['id']}", headers=headers).json()["items"]
+            return items if len(items) == 2 else None
+
+        second, first = wait_until(listed, 30, "the alerts in the API")  # newest first
+        streamed = client.get(f"/api/alerts/stream?once=true&after_id={first['id']}", headers=headers)
+    assert first["camera"] == "door" and first["deployment_id"] == dep["id"]
+    assert f"id: {second['id']}\nevent: alert" in streamed.text
+    assert [_rows(vigil, uid) for uid in uids] == [1, 1]

@@ -61,14 +61,18 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
                                            help="Trust X-Forwarded-* from this proxy address (TLS terminated there; "
                                                 "session cookies are then marked Secure)."),
           tls_cert: Path = typer.Option(None, "--tls-cert", help="PEM certificate (chain) to serve HTTPS with."),
-          tls_key: Path = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert.")) -> None:
+          tls_key: Path = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert."),
+          nats: str = typer.Option(None, "--nats", help="Also record the cluster's alerts and cameras (the recorder, "
+                                   "docs/cluster.md) from these NATS server URL(s), comma-separated.")) -> None:
     """Serve the API (/api, OpenAPI document at /openapi.json) and the operator console (/)."""
     mode = check_transport(host, tls_cert, tls_key, behind_proxy)
     import uvicorn
 
     from vigil.server import create_app
 
-    app = create_app(settings(), retention_every=retention_every or None, secure_cookies=mode != "loopback")
+    recorder_nats = [u.strip() for u in (nats or "").split(",") if u.strip()] or None
+    app = create_app(settings(), retention_every=retention_every or None, secure_cookies=mode != "loopback",
+                     recorder_nats=recorder_nats)
     scheme = "https" if mode == "https" else "http"
     console.print(f"Vigil console: {scheme}://{host}:{port}/   OpenAPI: {scheme}://{host}:{port}/openapi.json"
                   + ("   (TLS terminated by the proxy at " + behind_proxy + ")" if mode == "proxy" else ""))
