@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import demo_bytes
 from tests.services.live_helpers import api_client
 from tests.store.conftest import admin, vigil  # noqa: F401 (fixtures)
+from tests.web.seed import scene
 from vigil.engine.align import ARCFACE_112
 from vigil.engine.images import decode_image
 from vigil.errors import NotFoundError
@@ -32,30 +33,13 @@ def _decode(name: str) -> np.ndarray:
     return decode_image(demo_bytes(name))
 
 
-def _scene(engine) -> tuple[np.ndarray, object]:
-    """A 1280x720 camera frame: a bystander (obama_speech.jpg, face ~90 px) beside the
-    watchlisted person (biden.jpg), and the watchlisted person's detected face."""
-    frame = np.full((720, 1280, 3), (185, 195, 200), np.uint8)
-    for name, x0 in (("obama_speech.jpg", 200), ("biden.jpg", 760)):
-        photo = _decode(name)
-        x, y, w, h = engine.primary(photo, name=name).face.box_list()
-        scale = 90.0 / w
-        small = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        cx, cy = int((x + w / 2) * scale), int((y + h / 2) * scale)
-        patch = small[max(0, cy - 150):cy + 200, max(0, cx - 150):cx + 150]
-        frame[150:150 + patch.shape[0], x0:x0 + patch.shape[1]] = patch
-    faces = sorted(engine.detect(frame), key=lambda f: f.box[0])
-    assert len(faces) == 2, "the scene should show two faces"
-    return frame, faces[1]
-
-
 def _alert_from_run(vigil, engine, watchlist_name: str, subject_id: str) -> int:  # noqa: F811
     """An alert as a run records it: its evidence built by the runtime (live.alerts), the
     watchlist photograph's bytes copied as the StoreRecorder copies them."""
     with vigil.store.session() as s:
         image = s.query(FaceImage).filter(FaceImage.subject_id == subject_id).one()
         blob_id, watchlist_id = image.blob_id, image.collection_id
-    frame, face = _scene(engine)
+    frame, face = scene(engine, alerted="biden.jpg", bystander="obama_speech.jpg")
     entry = WatchlistEntry(subject_id, "Joe Biden", "wanted", watchlist_id, blob_id)
     event = MatchEvent("north", 7, 0, 0.71, 0.6, 12.5, frame, face, 12.0)
     runner_up = {"subject_id": "S-OTHER", "name": "A Relative", "category": "wanted", "score": 0.58,

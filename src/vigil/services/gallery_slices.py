@@ -23,14 +23,14 @@ import socket
 from collections.abc import Callable
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from vigil.governance.permissions import SYSTEM, Actor
 from vigil.index.exact import ExactIndex
-from vigil.services.indexes import IndexManager, LoadedIndex
+from vigil.services.indexes import IndexManager
 from vigil.services.unit import use_case
 from vigil.store.collections import get_collection
-from vigil.store.schema import Collection, IndexChange, Membership, TemplateRow
+from vigil.store.schema import Collection, Membership, TemplateRow
 from vigil.store.subjects import get_subject
 
 
@@ -50,19 +50,8 @@ class _SliceManager(IndexManager):
         with self._lock:
             self._indexes.pop(collection_id, None)
 
-    def _build(self, session, collection: Collection) -> LoadedIndex:
-        seq = int(session.scalar(select(func.max(IndexChange.seq))) or 0)
-        rows = session.execute(
-            select(TemplateRow.id, TemplateRow.image_id, TemplateRow.vector_enc)
-            .join(Membership, Membership.subject_id == TemplateRow.subject_id)
-            .where(Membership.collection_id == collection.id, TemplateRow.model_id == collection.model_id)
-        ).all()
-        ids, vectors = self._decrypt(rows, collection.model_id)
-        dim = vectors.shape[1] if len(vectors) else self._dim_for(collection)
-        index = ExactIndex(dim, self.dtype)
-        if len(ids):
-            index.add(ids, vectors)
-        return LoadedIndex(index, seq, collection.model_id)
+    def _new_index(self, dim: int, size: int) -> ExactIndex:  # exact, so merged slices are the gallery
+        return ExactIndex(dim, self.dtype)
 
     def _decrypt(self, rows, model_id: str):
         if rows:

@@ -113,10 +113,14 @@ class IndexManager:
         ).all()
         ids, vectors = self._decrypt(rows, collection.model_id)
         dim = vectors.shape[1] if len(vectors) else self._dim_for(collection)
-        index = make_index(dim, len(ids), self.store.settings.exact_search_limit)
+        index = self._new_index(dim, len(ids))
         if len(ids):
             index.add(ids, vectors)
         return LoadedIndex(index, seq, collection.model_id)
+
+    def _new_index(self, dim: int, size: int):
+        """Exact search up to ``exact_search_limit`` templates, approximate beyond."""
+        return make_index(dim, size, self.store.settings.exact_search_limit)
 
     def _dim_for(self, collection: Collection) -> int:
         from vigil.engine.packs import get_pack
