@@ -133,7 +133,4 @@ def test_output_to_a_pipe_is_never_wrapped_at_80_columns(home):
                          env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     [line] = [ln for ln in out.stdout.splitlines() if ln.strip()]
-    assert name in line and len(line) > 120
-    bad = subprocess.run([sys.executable, "-m", "vigil", "gallery", "show", name + "-missing"], capture_output=True,
-                         text=True, env=env, timeout=120)
-    assert bad.returncode != 0 and len([ln for ln in bad.stderr.splitlines() if ln.strip()]) == 1
+    assert name in line and len(line) > 120  # (an error is one line too: test_a_vigil_error_is_one_line...)
