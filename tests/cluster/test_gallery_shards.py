@@ -569,3 +569,18 @@ def test_vigil_shard_refuses_mistakes_in_one_line(home, nats_url):
     missing = run_cli(home, "shard", "--nats", nats_url, "--gallery", "nowhere", "--shard", "1/2")
     assert missing.returncode == 4 and "no gallery 'nowhere'" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_an_unreachable_nats_is_a_clear_error_and_a_stop_while_connecting_ends_vigil_shard(home, tmp_path):
+    from vigil.cluster.connection import ClusterUnavailable
+
+    with pytest.raises(ClusterUnavailable, match=r"NATS at nats://127.0.0.1:1 is unreachable after 1 attempt"):
+        ShardedGallery("nats://127.0.0.1:1", Keyring.generate(), connect_attempts=1)
+    log = tmp_path / "shard.log"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "vigil", "shard", "--nats", "nats://127.0.0.1:1", "--gallery",
+                                 "g", "--shard", "1/2"], stdout=subprocess.PIPE, stderr=err, env=os.environ.copy())
+        wait_for(lambda: "unreachable" in log.read_text(), timeout=60, what="a first failed connection")
+        proc.send_signal(signal.SIGTERM)  # while it is still trying: it stops now, not after every attempt
+        assert proc.wait(10) == 0
+    assert "Traceback" not in log.read_text() and proc.stdout.read() == b""

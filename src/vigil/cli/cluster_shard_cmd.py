@@ -42,7 +42,10 @@ def shard(nats: str = typer.Option(..., "--nats", help="NATS server URL, or seve
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
 
+    served = []
+
     def ready(servers) -> None:
+        served.extend(servers)
         for server in servers:
             info = {"gallery": server.spec.gallery, "shard": server.spec.shard, "of": server.spec.of,
                     "replica": server.replica, "templates": server.templates, "dtype": dtype,
@@ -60,6 +63,6 @@ def shard(nats: str = typer.Option(..., "--nats", help="NATS server URL, or seve
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if not as_json:
+    if served and not as_json:
         console.print(f"shard {spec.shard} of {spec.of} of gallery {spec.gallery!r} stopped", markup=False,
                       highlight=False)

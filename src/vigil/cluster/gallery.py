@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vigil.cluster.connection import ClusterUnavailable
+from vigil.cluster.connection import ClusterUnavailable, connect
 from vigil.cluster.sealing import SealError, Sealer, pack, unpack
 from vigil.cluster.shards import (
-    MAX_QUERIES_PER_REQUEST, REQUEST_HEADER, STATUS_HEADER, ShardSpec, all_replicas_subject, connect_within,
-    erase_channel, erase_subject, gallery_token, open_registry, search_subject,
+    MAX_QUERIES_PER_REQUEST, REQUEST_HEADER, STATUS_HEADER, ShardSpec, all_replicas_subject, erase_channel,
+    erase_subject, gallery_token, open_registry, search_subject,
 )
 from vigil.errors import VigilError
 
@@ -285,7 +285,7 @@ class ShardedGallery:
 
     def __init__(self, servers: str | list[str], keyring, galleries: dict[str, int] | None = None, *,
                  timeout: float = DEFAULT_TIMEOUT_S, name: str = "vigil-gallery-client",
-                 connect_attempts: int | None = 3, connect_within_s: float | None = 15.0):
+                 connect_attempts: int | None = 3):
         self.galleries = dict(galleries or {})
         for gallery, of in self.galleries.items():
             ShardSpec(gallery, 1, of)  # validates the count
@@ -293,7 +293,7 @@ class ShardedGallery:
         self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
         self._thread.start()
         try:
-            self.nc = self._run(connect_within(servers, name, connect_attempts, connect_within_s))
+            self.nc = self._run(connect(servers, name=name, attempts=connect_attempts))
         except BaseException:
             self._stop_loop()
             raise

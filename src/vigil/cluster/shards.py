@@ -406,17 +406,6 @@ class ShardServer:
                                          f"{type(exc).__name__}: {exc}")
 
 
-async def connect_within(servers, name: str, attempts: int | None, within_s: float | None):
-    """:func:`~vigil.cluster.connection.connect`, given up after ``within_s`` seconds (None: never)
-    with :class:`ClusterUnavailable`: nats-py retries a first connection without end when it
-    may reconnect forever, so the attempt count alone does not bound the wait."""
-    try:
-        return await asyncio.wait_for(connect(servers, name=name, attempts=attempts), within_s)
-    except asyncio.TimeoutError:
-        urls = servers if isinstance(servers, str) else ", ".join(servers)
-        raise ClusterUnavailable(f"NATS at {urls} is unreachable: no connection within {within_s:g} s") from None
-
-
 # -- serving from a process -----------------------------------------------------------------
 
 def _specs(specs) -> list[ShardSpec]:
@@ -453,13 +442,19 @@ async def run_shards(vigil, nc, specs, stop, *, actor=None, dtype: str = "float3
 
 def serve_shards(vigil, nats_url: str | list[str], specs, stop_event: threading.Event, *, actor=None,
                  dtype: str = "float32", on_ready: Callable[[list[ShardServer]], None] | None = None,
-                 connect_attempts: int | None = 5, connect_within_s: float | None = 30.0) -> None:
+                 connect_attempts: int | None = 5) -> None:
     """Serve gallery shards from this process until ``stop_event`` is set (module docstring)."""
     specs = _specs(specs)
 
     async def main() -> None:
-        nc = await connect_within(nats_url, f"vigil-shard {' '.join(map(str, specs))}", connect_attempts,
-                                  connect_within_s)
+        connecting = asyncio.ensure_future(connect(nats_url, name=f"vigil-shard {' '.join(map(str, specs))}",
+                                                   attempts=connect_attempts))
+        while not connecting.done():  # a stop while NATS is still being reached ends it at once
+            await asyncio.wait([connecting], timeout=0.2)
+            if stop_event.is_set() and not connecting.done():
+                connecting.cancel()
+                return
+        nc = connecting.result()
         try:
             await run_shards(vigil, nc, specs, stop_event, actor=actor, dtype=dtype, on_ready=on_ready)
         finally:
