@@ -247,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "lfw")
     parser.add_argument("--latency-queries", type=int, default=300)
     parser.add_argument("--batch", type=int, default=8, help="probes per request in the quality pass")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds before a shard is asked again")
+    parser.add_argument("--timeout", type=float, default=5.0,
+                        help="seconds before a shard is asked again (the product's default)")
     parser.add_argument("--min-free-gib", type=float, default=3.0,
                         help="memory to leave to the machine's other work (the gallery is sized to fit)")
     parser.add_argument("--keep", action="store_true", help="keep the shard files and the exact reference")
