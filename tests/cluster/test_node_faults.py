@@ -104,3 +104,24 @@ def test_cameras_beyond_the_nodes_capacity_are_reported_unplaced(vigil, admin, h
         for node in nodes:
             node.stop()
         cluster.stop()
+
+
+def test_a_deployment_placed_on_the_cluster_never_runs_in_one_process(vigil, admin, home):
+    """`vigil deployment run` starts it and says where it runs; the API server's registry runs
+    nothing; the one-process runner refuses it."""
+    from vigil.api.live_registry import LiveRegistry
+    from vigil.errors import VigilError
+    from vigil.services.live_runs import DeploymentRunner, RunOptions
+
+    dep = cluster_deployment(vigil, admin, {"lobby": 5.0})
+    out = run_cli(home, "deployment", "run", str(dep["id"]), "--json")
+    assert out.returncode == 0, out.stderr
+    started = json.loads(out.stdout)
+    assert started["status"] == "running" and started["placement"] == "any" and started["started_on"] == "cluster"
+    registry = LiveRegistry()
+    registry.start(vigil, admin, dep["id"], fast=True, max_seconds=1)
+    assert registry.running == {}
+    with pytest.raises(VigilError, match="placed on the cluster"):
+        DeploymentRunner(vigil, admin, dep["id"], [], RunOptions(fast=True))
+    out = run_cli(home, "deployment", "place", str(dep["id"]), "local")
+    assert out.returncode != 0 and "it is running (stop it first)" in out.stderr

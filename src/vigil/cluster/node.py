@@ -50,12 +50,13 @@ from vigil.engine.model_files import provider_notes
 from vigil.errors import VigilError
 from vigil.live.alerts import AlertEvidence
 from vigil.live.runner import LiveRunner, RunOptions
-from vigil.services.live_runs import camera_run_setup, cluster_work
+from vigil.services.live_runs import camera_run_setup, cluster_work, placement_admits
 
 log = logging.getLogger("vigil.cluster")
 
 TICK = 1.0
-FAILED_RETRY_SECONDS = 30.0  # a camera that failed here is left to other nodes this long
+FAILED_RETRY_SECONDS = 30.0
+DEFER_TICKS = 3  # a node leaves unclaimed work to a less loaded node for at most this many ticks  # a camera that failed here is left to other nodes this long
 PUBLISH_WAIT = 10.0  # the live loop waits this long for an alert's acknowledgement, then goes on
 FINAL = ("ended", "stopped", "failed")
 
@@ -84,6 +85,7 @@ class CameraRunner(LiveRunner):
     (a pause, a swapped-out machine) past its lease looks at no frame once it wakes."""
 
     frame_wall: float | None = None
+    frame_width: int | None = None
     lag_s: float | None = None
     may_run: Callable[[], bool] = staticmethod(lambda: True)
 
@@ -92,7 +94,7 @@ class CameraRunner(LiveRunner):
             self.stop("its lease may have run out")
             return
         now = time.monotonic()
-        self.frame_wall, self.lag_s = frame.wall, now - frame.wall
+        self.frame_wall, self.lag_s, self.frame_width = frame.wall, now - frame.wall, frame.image.shape[1]
         super()._process(frame)
 
 
@@ -180,6 +182,7 @@ class Node:
         self.stopping: asyncio.Event | None = None
         self.started = time.time()
         self.published = 0
+        self.deferred = 0
         self.sealer = Sealer(vigil.store.keyring)
 
     # -- from any thread -----------------------------------------------------------------
@@ -368,6 +371,12 @@ class Node:
                 if key in self.held or key in self.ended or now - self.failed_here.get(key, -1e9) < FAILED_RETRY_SECONDS:
                     continue
                 candidates.append((dep, camera, key))
+        if not candidates:
+            return
+        if self.held and self.deferred < DEFER_TICKS and await self._lighter_node(candidates):
+            self.deferred += 1  # a node running fewer cameras may take it: give it a tick or three
+            return
+        self.deferred = 0
         random.shuffle(candidates)
         for dep, camera, key in candidates:
             previous, _ = await leases.get(self.buckets.status, key)
@@ -390,6 +399,20 @@ class Node:
                                            name=f"camera-{dep['id']}-{camera}")
             work.thread.start()
             return
+
+    async def _lighter_node(self, candidates: list) -> bool:
+        """Whether another live node that may run one of these cameras holds fewer cameras
+        than this one and has room: new work spreads over the nodes instead of filling the
+        first one to look."""
+        try:
+            records = await leases.all_values(self.buckets.nodes)
+        except Exception:  # noqa: BLE001 - cannot tell: claim
+            return False
+        placements = {dep["placement"] for dep, _, _ in candidates}
+        return any(r.get("instance") != self.instance and "capacity" in r
+                   and int(r.get("held") or 0) < min(len(self.held), int(r["capacity"]))
+                   and any(placement_admits(p, r.get("site")) for p in placements)
+                   for r in records.values())
 
     def _run_camera(self, work: CameraWork) -> None:
         """The camera's thread: build its runtime (frozen watchlist, engine, source) and run it
@@ -503,14 +526,16 @@ class Node:
                   "subject_id": entry.subject_id, "name": entry.name, "category": entry.category,
                   "watchlist_id": entry.watchlist_id, "image_blob_id": entry.image_blob_id, "score": ev.score,
                   "threshold": ev.threshold, "fmr": ev.fmr, "redaction": ev.redaction, "runner_up": ev.runner_up,
-                  "node": self.name, "raised_at": raised, "frame_at": frame_at, "person_checked": checked}
+                  "node": self.name, "raised_at": raised, "frame_at": frame_at, "person_checked": checked,
+                  "box": ev.box, "frame_width": work.runner.frame_width if work.runner else None}
         body = stream.seal(self.sealer, "alert", uid, header, [ev.probe_jpeg, ev.frame_jpeg])
         ack = await stream.publish(self.js, stream.alert_subject(work.deployment_id), body, uid,
                                    {"Vigil-Alert-Id": uid, "Vigil-Kind": "alert"})
         self.published += 1
         self.say({"type": "alert_published", "node": self.name, "alert_uid": uid, "deployment_id": work.deployment_id,
                   "camera": work.camera, "subject_id": entry.subject_id, "raised_at": _iso(raised),
-                  "frame_at": _iso(frame_at), "stream_seq": ack.seq, "duplicate": bool(ack.duplicate),
+                  "frame_at": _iso(frame_at), "published_at": _iso(time.time()), "stream_seq": ack.seq,
+                  "duplicate": bool(ack.duplicate),
                   "person_checked": checked})
         return True
 

@@ -44,6 +44,7 @@ class AlertEvidence:
     frame_jpeg: bytes
     redaction: dict  # what was done to the stored images (for the audit entry)
     runner_up: dict | None = None  # the closest other subject, and whether it is a look-alike
+    box: list | None = None  # the alerted face in the frame, in the frame's pixels (x, y, w, h)
 
 
 def thumbnail(redacted: np.ndarray, width: int) -> np.ndarray:
@@ -138,4 +139,5 @@ def alert_evidence(event: MatchEvent, entry: WatchlistEntry, fmr: float, thumbna
     probe = encode_jpeg(crop_around(redacted, event.face.box, 0.3))
     thumb = encode_jpeg(thumbnail(redacted, thumbnail_width), quality=80)
     return AlertEvidence(event.camera, event.time, event.track_id, entry, event.score, event.threshold, fmr,
-                         probe, thumb, {"method": METHOD, "images": ["probe", "thumbnail"]}, runner_up)
+                         probe, thumb, {"method": METHOD, "images": ["probe", "thumbnail"]}, runner_up,
+                         event.face.box_list())
