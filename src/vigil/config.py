@@ -21,6 +21,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from vigil.errors import VigilError
+
 
 def default_home() -> Path:
     env = os.environ.get("VIGIL_HOME")
@@ -116,6 +118,68 @@ class AuditSettings(BaseModel):
     anchor_timeout_seconds: float = Field(5.0, description="longest wait for the anchor on one write")
 
 
+class ClusterSettings(BaseModel):
+    """The sharded gallery (docs/cluster.md, "Sharded gallery"): which galleries the API server
+    (``vigil serve``) and the CLI (``vigil search``, ``vigil subject delete``) search on their
+    ``vigil shard`` processes over NATS instead of in a local index. Every other gallery is
+    searched locally. In TOML::
+
+        [cluster]
+        nats = ["nats://10.0.0.5:4222", "nats://10.0.0.6:4222"]
+        sharded_galleries = { custody = 4 }
+
+    or ``VIGIL_CLUSTER__NATS=nats://10.0.0.5:4222,nats://10.0.0.6:4222`` and
+    ``VIGIL_CLUSTER__SHARDED_GALLERIES=custody:4``. Read by :meth:`servers` and
+    :meth:`shard_counts`, which say clearly what is wrong with a value."""
+
+    nats: list[str] | str = Field(default_factory=list, description="NATS server URL(s) of the cluster (a "
+                                  "cluster's seeds): a list, or one string of comma-separated URLs")
+    sharded_galleries: dict[str, Any] | list[Any] | str = Field(
+        default_factory=dict, description="galleries searched on their shards: {name = number of shards}, a list "
+        "of \"name:N\", or one string \"name:N,other:M\"; N must be the N every 'vigil shard --shard I/N' of that "
+        "gallery serves")
+    credentials: Path | None = Field(None, description="NATS credentials file (.creds) for the connection")
+    timeout_seconds: float = Field(5.0, description="wait this long for a shard's answer before asking every "
+                                   "replica of it once more; a shard silent twice fails the search "
+                                   "('gallery incomplete'), never a partial answer")
+    erase_timeout_seconds: float = Field(15.0, description="an erasure waits this long for every live replica "
+                                         "of every shard to confirm")
+
+    def servers(self) -> list[str]:
+        """The NATS URLs, whichever way they were written."""
+        raw = self.nats.split(",") if isinstance(self.nats, str) else self.nats
+        urls = [str(u).strip() for u in raw if str(u).strip()]
+        for url in urls:
+            if "://" not in url:
+                raise VigilError(f"cluster.nats: {url!r} is not a URL; write nats://HOST:PORT")
+        return urls
+
+    def shard_counts(self) -> dict[str, int]:
+        """{gallery name: number of shards}; a clear error for a malformed entry."""
+        value = self.sharded_galleries
+        if isinstance(value, str):
+            value = [part for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            pairs = []
+            for entry in value:
+                name, sep, count = str(entry).strip().rpartition(":")
+                if not sep or not name.strip():
+                    raise VigilError(f"cluster.sharded_galleries: {entry!r}: write GALLERY:N, for example custody:4")
+                pairs.append((name.strip(), count.strip()))
+        else:
+            pairs = [(str(k).strip(), v) for k, v in value.items()]
+        counts: dict[str, int] = {}
+        for name, count in pairs:
+            n = int(count) if not isinstance(count, bool) and str(count).strip().isdigit() else 0
+            if not 1 <= n <= 4096:
+                raise VigilError(f"cluster.sharded_galleries: gallery {name!r}: the number of shards must be a "
+                                 f"whole number from 1 to 4096, not {count!r}")
+            if name in counts and counts[name] != n:
+                raise VigilError(f"cluster.sharded_galleries: gallery {name!r} is given {counts[name]} and {n} shards")
+            counts[name] = n
+        return counts
+
+
 class RetentionSettings(BaseModel):
     false_alert_hours: float = 24.0
     confirmed_alert_days: float = 31.0
@@ -143,6 +207,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = RetentionSettings()
     audit: AuditSettings = AuditSettings()
     live: LiveSettings = LiveSettings()
+    cluster: ClusterSettings = ClusterSettings()
     # Index: galleries up to this size are searched exactly; larger ones use the ANN index.
     exact_search_limit: int = 200_000
     max_upload_bytes: int = 20 * 1024 * 1024
@@ -213,6 +278,12 @@ class Settings(BaseSettings):
         if "://" in anchor and "@" in anchor.split("://", 1)[1].split("/", 1)[0]:
             scheme, rest = anchor.split("://", 1)
             data["audit"]["anchor"] = f"{scheme}://***@{rest.split('@', 1)[1]}"
+        cluster = data.get("cluster") or {}
+        if cluster.get("nats"):
+            urls = cluster["nats"].split(",") if isinstance(cluster["nats"], str) else cluster["nats"]
+            cluster["nats"] = [f"{u.split('://', 1)[0]}://***@{u.split('@', 1)[1]}"
+                               if "://" in u and "@" in u.split("://", 1)[1].split("/", 1)[0] else u
+                               for u in (str(x).strip() for x in urls)]
         return data
 
 

@@ -61,14 +61,32 @@ def _cluster_recorder(vigil, servers: list[str], live: LiveRegistry):
     return recorder, thread
 
 
+def _sharded_galleries(vigil, settings: Settings):
+    """The galleries the settings shard (``cluster.sharded_galleries``, docs/cluster.md): their
+    searches and erasures go to their shards over NATS, never to a local index. NATS is tried
+    at once so that ``vigil serve`` can say whether it answers; if not, those searches fail
+    ("gallery incomplete") until it does, and the connection is tried again as they come."""
+    if not settings.cluster.sharded_galleries:
+        return None
+    from vigil.cluster.gallery import use_configured_galleries
+
+    provider = use_configured_galleries(vigil, settings)
+    if provider is not None:
+        provider.try_connect()
+    return provider
+
+
 def create_app(settings: Settings, *, retention_every: float | None = 3600.0,
                secure_cookies: bool = False, recorder_nats: list[str] | None = None) -> FastAPI:
     """``secure_cookies``: served over TLS (a certificate, or a declared TLS-terminating proxy),
     so the session cookie is marked ``Secure`` even when a request reaches Vigil as http.
-    ``recorder_nats``: also be the cluster's recorder (docs/cluster.md) on these NATS servers."""
+    ``recorder_nats``: also be the cluster's recorder (docs/cluster.md) on these NATS servers.
+    Galleries the settings shard are searched on their shards (``app.state.sharded_galleries``
+    says where, and whether NATS answered at startup)."""
     from vigil.services import get_vigil
 
     vigil = get_vigil(settings)
+    sharded = _sharded_galleries(vigil, settings)
     stop = threading.Event()
 
     @asynccontextmanager
@@ -89,6 +107,8 @@ def create_app(settings: Settings, *, retention_every: float | None = 3600.0,
         if recorder is not None:
             recorder.request_stop()
             recorder_thread.join(timeout=10)
+        if sharded is not None:
+            sharded.close()
 
     # Swagger UI and ReDoc load their assets from a CDN; Vigil works offline, so only the
     # OpenAPI document itself is served (/openapi.json), for any local viewer or client generator.
@@ -98,6 +118,7 @@ def create_app(settings: Settings, *, retention_every: float | None = 3600.0,
     app.state.vigil = vigil
     app.state.live = LiveRegistry()
     app.state.secure_cookies = secure_cookies
+    app.state.sharded_galleries = sharded
     errors.install(app)
     declare_problems(app)
     from vigil.api import routes_auth, routes_cameras, routes_governance, routes_live, routes_store

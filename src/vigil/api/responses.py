@@ -255,6 +255,22 @@ class Subject(Out):
     images: list[SubjectImage] = Field(description="the enrolled face images (the image itself: .../image)")
 
 
+class ShardErasure(Out):
+    """One sharded gallery's erasure, confirmed by its replicas (docs/cluster.md)."""
+
+    gallery: str
+    templates: int = Field(description="the subject's templates sent to every replica")
+    templates_removed: int = Field(description="templates the replicas removed from memory on this erasure (each "
+                                               "template sits on every replica of one shard; 0 where a replica had "
+                                               "already replayed the database's erasure)")
+    replicas_confirmed: list[str] = Field(description="the replicas that confirmed they no longer hold them")
+    replicas_per_shard: dict[str, int] = Field(description="confirmations per shard, keyed I/N")
+    replicas_down: list[str] = Field(description="replicas registered but dead (no heartbeat): not confirmed, and "
+                                                 "they rebuild from the database, which no longer holds the subject, "
+                                                 "when they start")
+    seconds: float
+
+
 class SubjectErased(Out):
     subject_id: str
     images: int = Field(description="face images deleted")
@@ -265,6 +281,9 @@ class SubjectErased(Out):
                                              "record stays: pseudonymous id, score, decision)")
     reason: str
     authorisation_withdrawn: list[Withdrawal] = Field(description=WITHDRAWN)
+    shards: list[ShardErasure] = sometimes("where the subject was on a sharded gallery: each such gallery's "
+                                           "erasure, confirmed by every live replica of every shard before this "
+                                           "answer")
 
 
 class Enrolled(Out):

@@ -49,7 +49,7 @@ def subject(subject_id: SubjectId, request: Request, actor: Actor = Depends(curr
     return subjects.show_subject(request.app.state.vigil, actor, subject_id)
 
 
-@router.delete("/subjects/{subject_id}", response_model=SubjectErased)
+@router.delete("/subjects/{subject_id}", response_model=SubjectErased, response_model_exclude_unset=True)
 def erase(subject_id: SubjectId, body: DeleteIn, request: Request, actor: Actor = Depends(current_actor)):
     return subjects.erase_subject(request.app.state.vigil, actor, subject_id, body.reason)
 

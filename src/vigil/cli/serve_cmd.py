@@ -11,8 +11,9 @@ import ipaddress
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
-from vigil.cli.common import console, settings
+from vigil.cli.common import console, err_console, settings
 from vigil.errors import VigilError
 
 
@@ -73,6 +74,11 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
     recorder_nats = [u.strip() for u in (nats or "").split(",") if u.strip()] or None
     app = create_app(settings(), retention_every=retention_every or None, secure_cookies=mode != "loopback",
                      recorder_nats=recorder_nats)
+    sharded = app.state.sharded_galleries
+    if sharded is not None and sharded.connected:
+        console.print(sharded.describe(), markup=False, highlight=False)
+    elif sharded is not None:  # served anyway: every other gallery, and these once NATS answers
+        err_console.print(f"[bold yellow]warning:[/] {escape(sharded.describe())}", highlight=False)
     scheme = "https" if mode == "https" else "http"
     console.print(f"Vigil console: {scheme}://{host}:{port}/   OpenAPI: {scheme}://{host}:{port}/openapi.json"
                   + ("   (TLS terminated by the proxy at " + behind_proxy + ")" if mode == "proxy" else ""))

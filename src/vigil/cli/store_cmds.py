@@ -377,6 +377,12 @@ def subject_delete(subject_id: str,
     def human(d):
         console.print(f"Erased {subject_id}: {d['images']} images, {d['templates']} templates, "
                       f"{d['snapshot_entries']} snapshot entries; {d['alerts_stripped']} alerts stripped of images")
+        for r in d.get("shards", []):
+            shards = ", ".join(f"shard {k}: {n}" for k, n in r["replicas_per_shard"].items()) or "none live"
+            down = (f"; down (they rebuild from the database, without it): {', '.join(r['replicas_down'])}"
+                    if r["replicas_down"] else "")
+            console.print(f"Erased from the shards of gallery {r['gallery']!r}: {len(r['replicas_confirmed'])} "
+                          f"replica(s) confirmed ({shards}){down}", markup=False, highlight=False)
         _withdrawn(d)
 
     emit(summary, as_json, human)

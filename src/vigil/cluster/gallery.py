@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -32,18 +33,22 @@ from vigil.cluster.shards import (
     MAX_QUERIES_PER_REQUEST, REQUEST_HEADER, STATUS_HEADER, ShardSpec, all_replicas_subject, erase_channel,
     erase_subject, gallery_token, open_registry, search_subject,
 )
-from vigil.errors import VigilError
+from vigil.errors import ConflictError, VigilError
 
 DEFAULT_TIMEOUT_S = 5.0
 ERASE_TIMEOUT_S = 15.0
 REGISTRY_PATIENCE_S = 15.0
 
 
-class GalleryIncomplete(VigilError):
-    """A shard of the gallery gave no answer: the search is refused rather than partial."""
+class GalleryIncomplete(ConflictError):
+    """A shard of the gallery gave no answer: the search is refused rather than partial.
+
+    A conflict with the present state (HTTP 409, exit code 5), as the rest of Vigil answers a
+    state that forbids the action: the request is valid (400 and 422 would tell the caller to
+    change it) and the same request succeeds once a replica of every shard serves again."""
 
 
-class ErasureUnconfirmed(VigilError):
+class ErasureUnconfirmed(ConflictError):
     """A live replica did not confirm an erasure in time."""
 
 
@@ -87,7 +92,7 @@ class GalleryClient:
         self.retries = 0  # requests answered only on the second attempt (a replica was lost)
 
     async def _ask(self, spec: ShardSpec, header: dict, *arrays: np.ndarray) -> ShardAnswer:
-        from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+        from nats.errors import Error as NatsError, NoRespondersError, TimeoutError as NatsTimeout
 
         rid = uuid.uuid4().hex
         body = self.sealer.seal(pack(header, *arrays), f"{spec.channel}:{rid}:request".encode())
@@ -100,6 +105,9 @@ class GalleryClient:
                 continue
             except (NatsTimeout, asyncio.TimeoutError):
                 reason = f"no answer within {self.timeout:g} s"
+                continue
+            except NatsError as exc:  # the connection to NATS is closed or reconnecting
+                reason = f"NATS: {exc or type(exc).__name__}"
                 continue
             headers = msg.headers or {}
             if headers.get(STATUS_HEADER) == "error":
@@ -285,7 +293,7 @@ class ShardedGallery:
 
     def __init__(self, servers: str | list[str], keyring, galleries: dict[str, int] | None = None, *,
                  timeout: float = DEFAULT_TIMEOUT_S, name: str = "vigil-gallery-client",
-                 connect_attempts: int | None = 3):
+                 connect_attempts: int | None = 3, credentials: str | None = None):
         self.galleries = dict(galleries or {})
         for gallery, of in self.galleries.items():
             ShardSpec(gallery, 1, of)  # validates the count
@@ -293,7 +301,8 @@ class ShardedGallery:
         self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
         self._thread.start()
         try:
-            self.nc = self._run(connect(servers, name=name, attempts=connect_attempts))
+            self.nc = self._run(connect(servers, name=name, attempts=connect_attempts,
+                                        credentials=str(credentials) if credentials else None))
         except BaseException:
             self._stop_loop()
             raise
@@ -320,6 +329,12 @@ class ShardedGallery:
     def erase(self, gallery: str, template_ids, *, timeout: float = ERASE_TIMEOUT_S) -> dict:
         return self._run(self.client.erase(gallery, template_ids, timeout=timeout))
 
+    def erase_sharded(self, targets: dict[str, list[int]], *, timeout: float = ERASE_TIMEOUT_S) -> list[dict]:
+        """The ``vigil.shard_eraser`` seam: erase each sharded gallery's template ids of
+        ``targets`` ({gallery: template ids}) from every replica; one report per gallery."""
+        return [self.erase(gallery, ids, timeout=timeout) for gallery, ids in targets.items()
+                if gallery in self.galleries]
+
     @property
     def retries(self) -> int:
         return self.client.retries
@@ -334,6 +349,8 @@ class ShardedGallery:
         self._thread.join(5)
 
     def close(self) -> None:
+        if not self._thread.is_alive():  # closed already
+            return
         try:
             self._run(self.nc.close(), timeout=5)
         except Exception:
@@ -366,27 +383,167 @@ class GalleryView:
 
 
 def use_sharded_gallery(vigil, servers: str | list[str], galleries: dict[str, int], **options) -> ShardedGallery:
-    """Make ``vigil``'s searches of ``galleries`` (name -> number of shards) go to their shards:
-    the composition root's one call. Returns the handle (close it at shutdown)."""
+    """Make ``vigil``'s searches of ``galleries`` (name -> number of shards) go to their shards,
+    and its erasures of their subjects reach every replica: the composition root's one call
+    when it holds a connection of its own. Returns the handle (close it at shutdown).
+    :func:`use_configured_galleries` is the same from the settings, connecting when needed."""
     handle = ShardedGallery(servers, vigil.store.keyring, galleries, **options)
     vigil.gallery_search = handle
+    vigil.shard_eraser = handle.erase_sharded
     return handle
 
 
 def erase_subject_everywhere(vigil, actor, subject_id: str, reason: str, handle: ShardedGallery, *,
                              timeout: float = ERASE_TIMEOUT_S) -> dict:
     """Erase a subject from the database (the service's erasure, audited) and then from every
-    replica of every shard of each gallery it was on; done only when all have confirmed.
-    The confirmation is audited too (``subject.erased_from_shards``)."""
-    from vigil.services.gallery_slices import erasure_targets, record_shard_erasure
+    replica of every shard of each gallery it was on, whether or not ``handle`` searches it;
+    done only when all have confirmed. The service audits the confirmation
+    (``subject.erased_from_shards``) and puts the reports in its answer (``shards``)."""
     from vigil.services.subjects import erase_subject
 
-    targets = erasure_targets(vigil, actor, subject_id)
-    result = erase_subject(vigil, actor, subject_id, reason)
-    reports = [handle.erase(gallery, ids, timeout=timeout) for gallery, ids in targets.items()]
-    record_shard_erasure(vigil, actor, subject_id, reports)
-    return {**result, "shards": reports}
+    def eraser(targets: dict[str, list[int]]) -> list[dict]:
+        return [handle.erase(gallery, ids, timeout=timeout) for gallery, ids in targets.items()]
+
+    return erase_subject(vigil, actor, subject_id, reason, shard_eraser=eraser)
 
 
-__all__ = ["ClusterUnavailable", "ErasureUnconfirmed", "GalleryClient", "GalleryIncomplete", "GalleryView",
-           "ShardedGallery", "erase_subject_everywhere", "merge_top_k", "use_sharded_gallery"]
+# -- from the settings ------------------------------------------------------------------------
+
+RECONNECT_EVERY_S = 5.0
+
+
+class ConfiguredGalleries:
+    """The sharded galleries the settings name (``cluster.nats``, ``cluster.sharded_galleries``,
+    :class:`vigil.config.ClusterSettings`), as the ``vigil.gallery_search`` and
+    ``vigil.shard_eraser`` seams of a composition root.
+
+    Searches of a named gallery go to its shards; every other gallery is searched locally. NATS
+    is reached when a named gallery is first searched or erased from (or by :meth:`try_connect`,
+    which ``vigil serve`` calls at startup to say at once whether it is reachable), so a CLI
+    command that never touches one never waits for NATS. While NATS is unreachable, a search of
+    a named gallery fails with :class:`GalleryIncomplete` and an erasure from one with
+    :class:`ClusterUnavailable`: never the local index instead, which this process may not hold
+    (and should not: the gallery is sharded because it is too large for one). The connection is
+    tried again at most every ``RECONNECT_EVERY_S`` seconds; once made, nats-py keeps it."""
+
+    def __init__(self, keyring, servers: list[str], galleries: dict[str, int], *, credentials=None,
+                 timeout: float = DEFAULT_TIMEOUT_S, erase_timeout: float = ERASE_TIMEOUT_S,
+                 name: str = "vigil-gallery-client"):
+        if not servers:
+            raise VigilError(f"cluster.sharded_galleries names {', '.join(sorted(galleries))} but cluster.nats "
+                             "names no NATS server: set cluster.nats (VIGIL_CLUSTER__NATS), e.g. "
+                             "nats://10.0.0.5:4222")
+        if credentials and not Path(credentials).is_file():
+            raise VigilError(f"cluster.credentials {credentials}: no such file")
+        for gallery, of in galleries.items():
+            ShardSpec(gallery, 1, of)  # validates the count
+        self.keyring, self.servers, self.galleries = keyring, list(servers), dict(galleries)
+        self.credentials = str(credentials) if credentials else None
+        self.timeout, self.erase_timeout, self.name = float(timeout), float(erase_timeout), name
+        self.key = (tuple(self.servers), tuple(sorted(self.galleries.items())), self.credentials, self.timeout,
+                    self.erase_timeout)
+        self._handle: ShardedGallery | None = None
+        self._error: str | None = None
+        self._tried_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<ConfiguredGalleries {self.describe()}>"
+
+    @property
+    def connected(self) -> bool:
+        return self._handle is not None
+
+    def describe(self) -> str:
+        """One line: what is sharded, where, and whether NATS answered."""
+        galleries = ", ".join(f"{g!r} ({n} shard{'s' if n > 1 else ''})" for g, n in sorted(self.galleries.items()))
+        where = ", ".join(self.servers)
+        if self._handle is not None:
+            return f"sharded galleries {galleries}: searched on their shards over NATS at {where}"
+        if self._error is not None:
+            return (f"sharded galleries {galleries}: {self._error}; their searches and erasures fail until it is "
+                    f"reachable (tried again at most every {RECONNECT_EVERY_S:g} s); they are never searched locally")
+        return f"sharded galleries {galleries}: searched on their shards over NATS at {where} (not yet connected)"
+
+    def connect(self, *, force: bool = False) -> ShardedGallery:
+        """The connected handle; raises :class:`ClusterUnavailable` (with the reason) if NATS
+        cannot be reached. Within ``RECONNECT_EVERY_S`` of a failed try, fails at once."""
+        with self._lock:
+            if self._handle is not None:
+                return self._handle
+            if not force and self._error is not None and time.monotonic() - self._tried_at < RECONNECT_EVERY_S:
+                raise ClusterUnavailable(self._error)
+            self._tried_at = time.monotonic()
+            try:
+                self._handle = ShardedGallery(self.servers, self.keyring, self.galleries, timeout=self.timeout,
+                                              name=self.name, connect_attempts=1, credentials=self.credentials)
+            except ClusterUnavailable as exc:
+                self._error = str(exc)
+                raise
+            self._error = None
+            return self._handle
+
+    def try_connect(self) -> bool:
+        """Connect now if possible (startup); False, with :meth:`describe` saying why, if not."""
+        try:
+            self.connect(force=True)
+            return True
+        except ClusterUnavailable:
+            return False
+
+    def __call__(self, collection) -> GalleryView | None:
+        """The ``vigil.gallery_search`` seam: a view of the shards for a named gallery, None
+        (the local index) for any other collection."""
+        if getattr(collection, "kind", "gallery") != "gallery" or collection.name not in self.galleries:
+            return None
+        of = self.galleries[collection.name]
+        try:
+            handle = self.connect()
+        except ClusterUnavailable as exc:
+            raise GalleryIncomplete(f"gallery incomplete: all {of} shard(s) of gallery {collection.name!r} "
+                                    f"unavailable ({exc}); no partial results are returned and the gallery is "
+                                    "not searched locally instead") from None
+        return GalleryView(handle, collection.name, of)
+
+    def erase(self, targets: dict[str, list[int]]) -> list[dict]:
+        """The ``vigil.shard_eraser`` seam: remove each named gallery's template ids of
+        ``targets`` from every replica of every shard; one report per gallery, or an error."""
+        mine = {g: ids for g, ids in targets.items() if g in self.galleries}
+        if not mine:
+            return []
+        return self.connect().erase_sharded(mine, timeout=self.erase_timeout)
+
+    def close(self) -> None:
+        """End the connection (shutdown, a context dropped); a later use connects again."""
+        with self._lock:
+            handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.close()
+
+
+def use_configured_galleries(vigil, settings=None) -> ConfiguredGalleries | None:
+    """Install the sharded galleries ``settings`` (default: the context's) name on ``vigil``:
+    the composition roots' call (``vigil serve``, the CLI's context). None, and nothing
+    changed, when the settings name none. Idempotent: the same settings keep the installed
+    provider (and its connection); other settings replace it. Connects lazily (above). Raises
+    :class:`VigilError` with the setting's name for a malformed value."""
+    cluster = (settings or vigil.settings).cluster
+    galleries = cluster.shard_counts()
+    if not galleries:
+        return None
+    provider = ConfiguredGalleries(vigil.store.keyring, cluster.servers(), galleries,
+                                   credentials=cluster.credentials, timeout=cluster.timeout_seconds,
+                                   erase_timeout=cluster.erase_timeout_seconds)
+    current = vigil.gallery_search
+    if isinstance(current, ConfiguredGalleries) and current.key == provider.key:
+        return current
+    if isinstance(current, ConfiguredGalleries):
+        current.close()
+    vigil.gallery_search = provider
+    vigil.shard_eraser = provider.erase
+    return provider
+
+
+__all__ = ["ClusterUnavailable", "ConfiguredGalleries", "ErasureUnconfirmed", "GalleryClient", "GalleryIncomplete",
+           "GalleryView", "ShardedGallery", "erase_subject_everywhere", "merge_top_k", "use_configured_galleries",
+           "use_sharded_gallery"]

@@ -25,6 +25,13 @@ class Vigil:
     #: (``len()``, ``search(queries, k)``) for a gallery held elsewhere (the sharded gallery of
     #: ``vigil.cluster.gallery``), or None to search the local index.
     gallery_search = None
+    #: Optional, set by a composition root where galleries are sharded: ``eraser(targets)`` takes
+    #: ``{gallery name: template ids}`` of a subject just erased from the database, removes them
+    #: from every replica of every shard of the sharded galleries among them, and returns one
+    #: report per such gallery (``gallery``, ``replicas_confirmed``, ``replicas_down``,
+    #: ``replicas_per_shard``, ``templates_removed``, ``seconds``), or raises a VigilError when
+    #: a replica did not confirm. ``services.subjects.erase_subject`` calls it after its commit.
+    shard_eraser = None
 
     def __init__(self, settings: Settings, *, store: Store | None = None):
         from vigil.services.indexes import IndexManager
@@ -87,5 +94,8 @@ def forget_contexts() -> None:
         for vigil in _contexts.values():
             if vigil.audit.anchor is not None:
                 vigil.audit.anchor.close()  # its periodic republisher stops with it
+            close = getattr(vigil.gallery_search, "close", None)
+            if close is not None:  # a provider a composition root set: its connection ends with the context
+                close()
         _contexts.clear()
     forget_stores()

@@ -84,17 +84,21 @@ class GallerySlice:
         return index
 
 
+def gallery_templates(session, subject_id: str) -> dict[str, list[int]]:
+    """The subject's template ids per gallery it is on (read in the caller's transaction)."""
+    galleries = session.scalars(
+        select(Collection.name).join(Membership, Membership.collection_id == Collection.id)
+        .where(Membership.subject_id == subject_id, Collection.kind == "gallery")).all()
+    template_ids = sorted(session.scalars(select(TemplateRow.id).where(TemplateRow.subject_id == subject_id)))
+    return {name: list(template_ids) for name in sorted(galleries)}
+
+
 def erasure_targets(vigil, actor: Actor, subject_id: str) -> dict[str, list[int]]:
     """The subject's template ids per gallery it is on: what every shard of those galleries must
     drop when it is erased. Needs the erasure permission: it is the first step of one."""
     with use_case(vigil, actor, "subject.delete") as uow:
-        session = uow.session
-        get_subject(session, subject_id)
-        galleries = session.scalars(
-            select(Collection.name).join(Membership, Membership.collection_id == Collection.id)
-            .where(Membership.subject_id == subject_id, Collection.kind == "gallery")).all()
-        template_ids = sorted(session.scalars(select(TemplateRow.id).where(TemplateRow.subject_id == subject_id)))
-        return {name: list(template_ids) for name in sorted(galleries)}
+        get_subject(uow.session, subject_id)
+        return gallery_templates(uow.session, subject_id)
 
 
 def record_shard_erasure(vigil, actor: Actor, subject_id: str, reports: list[dict]) -> None:

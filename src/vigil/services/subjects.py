@@ -10,13 +10,14 @@ from pathlib import Path
 from sqlalchemy import select
 
 from vigil.engine.images import decode_image
-from vigil.errors import NotFoundError, VigilError
+from vigil.errors import ConflictError, NotFoundError, VigilError
 from vigil.governance.permissions import Actor
 from vigil.retro.crops import face_crop_jpeg
 from vigil.services.authorisation import withdraw_for_subjects
 from vigil.services.collections import manage_permission, require_faces_visible
 from vigil.services.exports import record_export
-from vigil.services.unit import use_case
+from vigil.services.gallery_slices import gallery_templates, record_shard_erasure
+from vigil.services.unit import refuse, use_case
 from vigil.store.collections import get_collection
 from vigil.store.exports import check_target
 from vigil.store.schema import Alert, AlertDecision, AuditEntry, SearchRecord, SnapshotEntry, TemplateRow
@@ -45,18 +46,51 @@ def subject_face_jpeg(vigil, actor: Actor, subject_id: str) -> bytes:
     return face_crop_jpeg(data, box)
 
 
-def erase_subject(vigil, actor: Actor, subject_id: str, reason: str) -> dict:
-    """Erase a subject everywhere (images, templates, index entries, snapshot entries)."""
+def erase_subject(vigil, actor: Actor, subject_id: str, reason: str, *, shard_eraser=None) -> dict:
+    """Erase a subject everywhere (images, templates, index entries, snapshot entries).
+
+    Where a gallery it is on is sharded (``shard_eraser``, by default the context's
+    ``vigil.shard_eraser`` that a composition root set), the erasure is done only when every
+    live replica of every shard has confirmed it, after the database's commit: the answer's
+    ``shards`` holds one report per sharded gallery (replicas confirmed, replicas down), and
+    the confirmation is audited (``subject.erased_from_shards``). A replica that is down is
+    named in ``replicas_down``: it rebuilds from the database when it starts, so it cannot
+    bring the templates back. If the shards do not confirm, the database's erasure stands
+    (it is not undone), the failure is audited (``subject.shard_erasure_unconfirmed``) and a
+    :class:`ConflictError` says so."""
+    eraser = shard_eraser if shard_eraser is not None else vigil.shard_eraser
     with use_case(vigil, actor, "subject.delete") as uow:
         if not (reason or "").strip():
             raise VigilError("erasure needs a reason (--reason)")
         get_subject(uow.session, subject_id)
+        targets = gallery_templates(uow.session, subject_id) if eraser is not None else {}
         withdrawn = withdraw_for_subjects(uow, [subject_id], f"subject {subject_id} erased")
         summary = erase_subject_rows(uow.session, vigil.store.blobs, subject_id)
         summary.pop("collection_ids")
         summary["reason"] = reason
         uow.audit("subject.erased", "subject", subject_id, summary)
-        return {"subject_id": subject_id, **summary, "authorisation_withdrawn": withdrawn}
+        result = {"subject_id": subject_id, **summary, "authorisation_withdrawn": withdrawn}
+    if targets:
+        reports = _erase_from_shards(vigil, actor, subject_id, eraser, targets)
+        if reports:
+            result["shards"] = reports
+    return result
+
+
+def _erase_from_shards(vigil, actor: Actor, subject_id: str, eraser, targets: dict[str, list[int]]) -> list[dict]:
+    """After the commit: every replica of the sharded galleries confirms, and that is audited."""
+    try:
+        reports = eraser(targets)
+    except VigilError as exc:
+        refuse(vigil, actor, "subject.shard_erasure_unconfirmed", "subject", subject_id, str(exc),
+               {"galleries": sorted(targets)}, error=ConflictError,
+               message=f"subject {subject_id} is erased from the database (audited; that is not undone), but its "
+                       f"erasure from the gallery shards is not confirmed: {exc}. Every replica replays the "
+                       "database's erasures before its next search, and one that starts rebuilds from the "
+                       "database; check the shards ('vigil shard' processes) and NATS")
+    if reports:
+        record_shard_erasure(vigil, actor, subject_id, reports)
+    return reports
 
 
 def ensure_templates(vigil, session, subject_id: str, pack: str, model_id: str) -> int:
