@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -289,7 +289,15 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=8)
 def _cached(home: str | None, env_key: tuple[tuple[str, str], ...]) -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:  # a user's mistake in the environment or vigil.toml: say which
+        problems = []
+        for err in exc.errors()[:5]:
+            name = ".".join(str(part) for part in err.get("loc", ()))
+            variable = "VIGIL_" + "__".join(str(part) for part in err.get("loc", ())).upper()
+            problems.append(f"{name} ({variable} or vigil.toml): {err.get('msg', 'invalid')}")
+        raise VigilError("invalid setting: " + "; ".join(problems)) from None
 
 
 def get_settings() -> Settings:

@@ -134,3 +134,11 @@ def test_output_to_a_pipe_is_never_wrapped_at_80_columns(home):
     assert out.returncode == 0, out.stderr
     [line] = [ln for ln in out.stdout.splitlines() if ln.strip()]
     assert name in line and len(line) > 120  # (an error is one line too: test_a_vigil_error_is_one_line...)
+
+
+def test_an_invalid_setting_is_named_in_one_line_not_a_traceback(home):
+    from tests.cli_run import run_cli
+
+    out = run_cli(home, "gallery", "list", env={"VIGIL_LIVE__DETECT_MAX_SIDE": "wide"})
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "invalid setting: live.detect_max_side (VIGIL_LIVE__DETECT_MAX_SIDE or vigil.toml)" in out.stderr
