@@ -18,10 +18,11 @@ writes nothing there. Every second (one *tick*) it
 Each camera runs the existing live pipeline, one :class:`~vigil.live.runner.LiveRunner` per
 camera in its own thread. A file standing in for a camera starts where a live camera would
 be now (seconds since the deployment started), so a camera taken over continues rather than
-starting again. An alert is checked against the cluster's one-alert-per-person record,
-sealed with Vigil's keys and published to the alert stream (:mod:`vigil.cluster.alert_stream`)
-before the runtime goes on; frames, crops and templates of everybody else stay in this
-process's memory and are dropped with their tracks.
+starting again. An alert is checked against the cluster's one-alert-per-person record (the
+camera waits for that, at most 1.5 s), then sealed with Vigil's keys and published to the
+alert stream (:mod:`vigil.cluster.alert_stream`) in the background until the stream
+acknowledges it; frames, crops and templates of everybody else stay in this process's memory
+and are dropped with their tracks.
 
 A node killed loses its leases when they run out (the lease period, 6 s by default), and
 another node claims its cameras.
@@ -57,7 +58,7 @@ log = logging.getLogger("vigil.cluster")
 TICK = 1.0
 FAILED_RETRY_SECONDS = 30.0
 DEFER_TICKS = 3  # a node leaves unclaimed work to a less loaded node for at most this many ticks  # a camera that failed here is left to other nodes this long
-PUBLISH_WAIT = 10.0  # the live loop waits this long for an alert's acknowledgement, then goes on
+PERSON_WAIT = 1.5  # the live loop waits at most this long for the one-alert-per-person check
 FINAL = ("ended", "stopped", "failed")
 
 
@@ -137,18 +138,23 @@ class NodeRecorder:
         self.node, self.work, self.dedup_seconds = node, work, dedup_seconds
 
     def on_alert(self, ev: AlertEvidence) -> dict | None:
+        """The cluster's one-alert-per-person check (the live loop waits for it, at most
+        ``PERSON_WAIT``), then the alert is sealed and published in the background until the
+        stream acknowledges it: a leader election never stalls the camera."""
         work, runner = self.work, self.work.runner
         uid = str(uuid.uuid4())
         raised = time.time()
         frame_at = raised - (time.monotonic() - runner.frame_wall) if runner and runner.frame_wall else raised
-        future = self.node.submit(self.node.publish_alert(work, ev, uid, raised, frame_at, self.dedup_seconds))
+        check = self.node.submit(self.node.first_of_person(work, ev, uid, raised, self.dedup_seconds))
         try:
-            first = future.result(timeout=PUBLISH_WAIT)
-        except TimeoutError:  # still publishing (NATS away): it goes on in the background
-            first = True
-        if not first:
+            first = check.result(timeout=PERSON_WAIT + 0.5)
+        except TimeoutError:  # NATS away: an alert is never dropped for want of the check
+            check.cancel()
+            first = None
+        if first is False:
             work.suppressed += 1
             return None
+        self.node.submit(self.node.publish_alert(work, ev, uid, raised, frame_at, checked=first is not None))
         work.alerts += 1
         return {"type": "alert", "id": uid, "deployment_id": work.deployment_id,
                 "deployment": work.deployment_name, "camera": ev.camera, "subject_id": ev.entry.subject_id,
@@ -503,23 +509,27 @@ class Node:
                                                         "by the stream (NATS out of reach)"} if unsent else {})})
 
     # -- alerts (in the event loop) ----------------------------------------------------------
-    async def publish_alert(self, work: CameraWork, ev: AlertEvidence, uid: str, raised: float, frame_at: float,
-                            window: float) -> bool:
-        """One alert: the cluster's one-alert-per-person check, then sealed and published until
-        the stream acknowledges it. False: the same person was alerted within the window."""
+    async def first_of_person(self, work: CameraWork, ev: AlertEvidence, uid: str, raised: float,
+                              window: float) -> bool | None:
+        """Whether this is the person's first alert in the window across the cluster; None when
+        it cannot be told (NATS away)."""
         key = leases.person_key(work.deployment_id, ev.entry.subject_id)
-        checked = True
         try:
             first = await asyncio.wait_for(leases.first_alert_of_person(
                 self.buckets.people, key, window, {"alert_uid": uid, "node": self.name, "camera": work.camera},
-                now=raised), 5.0)
-        except Exception:  # noqa: BLE001 - NATS away: an alert is never dropped for want of the check
-            first, checked = True, False
+                now=raised), PERSON_WAIT)
+        except Exception:  # noqa: BLE001 - NATS away, or a leader election
+            return None
         if not first:
             self.say({"type": "alert_suppressed", "node": self.name, "deployment_id": work.deployment_id,
                       "camera": work.camera, "subject_id": ev.entry.subject_id,
                       "why": f"alerted within the last {window:g} s (one alert per person)"})
-            return False
+        return first
+
+    async def publish_alert(self, work: CameraWork, ev: AlertEvidence, uid: str, raised: float, frame_at: float,
+                            *, checked: bool) -> None:
+        """One alert, sealed and published until the stream acknowledges it (retried under the
+        same id: stored once)."""
         entry = ev.entry
         header = {"alert_uid": uid, "deployment_id": work.deployment_id, "deployment": work.deployment_name,
                   "camera": ev.camera, "source_time": ev.source_time, "track_id": ev.track_id,
@@ -535,9 +545,7 @@ class Node:
         self.say({"type": "alert_published", "node": self.name, "alert_uid": uid, "deployment_id": work.deployment_id,
                   "camera": work.camera, "subject_id": entry.subject_id, "raised_at": _iso(raised),
                   "frame_at": _iso(frame_at), "published_at": _iso(time.time()), "stream_seq": ack.seq,
-                  "duplicate": bool(ack.duplicate),
-                  "person_checked": checked})
-        return True
+                  "duplicate": bool(ack.duplicate), "person_checked": checked})
 
     async def publish_clip(self, work: CameraWork, uid: str, data: bytes, frames: int, redaction: dict) -> None:
         size = min(stream.CHUNK_BYTES, max(4096, (self.nc.max_payload or 1 << 20) - 8192))
