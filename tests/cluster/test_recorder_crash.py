@@ -59,7 +59,7 @@ def _publish(urls, vigil, dep: dict, uid: str, *, times: int = 1, clip: bytes | 
               "source_time": 1.5, "track_id": 3, "subject_id": who["subject_id"], "name": who["name"],
               "category": "wanted", "watchlist_id": None, "image_blob_id": None, "score": 0.71, "threshold": 0.6,
               "fmr": 1e-6, "redaction": {"method": "test"}, "runner_up": None, "node": "test-node",
-              "raised_at": time.time(), "frame_at": time.time() - 0.2, "person_checked": True}
+              "raised_at": time.time(), "frame_at": time.time() - 0.2, "person_checked_late": False}
     probe = demo_bytes("obama_small.jpg")
 
     async def main():

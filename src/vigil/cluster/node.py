@@ -31,6 +31,7 @@ another node claims its cameras.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import random
@@ -138,23 +139,29 @@ class NodeRecorder:
         self.node, self.work, self.dedup_seconds = node, work, dedup_seconds
 
     def on_alert(self, ev: AlertEvidence) -> dict | None:
-        """The cluster's one-alert-per-person check (the live loop waits for it, at most
-        ``PERSON_WAIT``), then the alert is sealed and published in the background until the
-        stream acknowledges it: a leader election never stalls the camera."""
+        """The cluster's one-alert-per-person check, then the alert sealed and published in the
+        background until the stream acknowledges it: a leader election never stalls the camera.
+        The live loop waits for the check at most ``PERSON_WAIT``; when NATS cannot answer by
+        then (an election, an outage), the alert goes on provisionally and the check is retried
+        until it is answered: published if it was the person's first, dropped (with its clip)
+        if another node alerted the same person first. Never published unchecked."""
         work, runner = self.work, self.work.runner
         uid = str(uuid.uuid4())
         raised = time.time()
         frame_at = raised - (time.monotonic() - runner.frame_wall) if runner and runner.frame_wall else raised
-        check = self.node.submit(self.node.first_of_person(work, ev, uid, raised, self.dedup_seconds))
+        decided: concurrent.futures.Future = concurrent.futures.Future()
+        self.node.submit(self.node.raise_alert(work, ev, uid, raised, frame_at, self.dedup_seconds, decided))
         try:
-            first = check.result(timeout=PERSON_WAIT + 0.5)
-        except TimeoutError:  # NATS away: an alert is never dropped for want of the check
-            check.cancel()
-            first = None
+            first = decided.result(timeout=PERSON_WAIT + 0.5)
+        except TimeoutError:  # still asking: provisionally raised, decided in the background
+            try:
+                decided.set_result(None)
+                first = None
+            except concurrent.futures.InvalidStateError:  # the answer came this very moment
+                first = decided.result()
         if first is False:
             work.suppressed += 1
             return None
-        self.node.submit(self.node.publish_alert(work, ev, uid, raised, frame_at, checked=first is not None))
         work.alerts += 1
         return {"type": "alert", "id": uid, "deployment_id": work.deployment_id,
                 "deployment": work.deployment_name, "camera": ev.camera, "subject_id": ev.entry.subject_id,
@@ -189,6 +196,7 @@ class Node:
         self.started = time.time()
         self.published = 0
         self.deferred = 0
+        self.settled: dict[str, bool] = {}  # alert id -> published (True) or dropped as the person's second
         self.sealer = Sealer(vigil.store.keyring)
 
     # -- from any thread -----------------------------------------------------------------
@@ -509,25 +517,39 @@ class Node:
                                                         "by the stream (NATS out of reach)"} if unsent else {})})
 
     # -- alerts (in the event loop) ----------------------------------------------------------
-    async def first_of_person(self, work: CameraWork, ev: AlertEvidence, uid: str, raised: float,
-                              window: float) -> bool | None:
-        """Whether this is the person's first alert in the window across the cluster; None when
-        it cannot be told (NATS away)."""
+    async def raise_alert(self, work: CameraWork, ev: AlertEvidence, uid: str, raised: float, frame_at: float,
+                          window: float, decided: concurrent.futures.Future) -> None:
+        """Ask the cluster whether this is the person's first alert in the window (the same
+        question, with the alert's own time, until NATS answers it), say the answer to the
+        waiting camera, then publish the alert if it was the first."""
         key = leases.person_key(work.deployment_id, ev.entry.subject_id)
+        wait, first = 0.5, None
+        while first is None:
+            try:
+                first = await asyncio.wait_for(leases.first_alert_of_person(
+                    self.buckets.people, key, window, {"alert_uid": uid, "node": self.name, "camera": work.camera},
+                    now=raised), PERSON_WAIT)
+            except Exception:  # noqa: BLE001 - NATS away, or a leader election: ask again
+                await asyncio.sleep(wait)
+                wait = min(5.0, wait * 2)
         try:
-            first = await asyncio.wait_for(leases.first_alert_of_person(
-                self.buckets.people, key, window, {"alert_uid": uid, "node": self.name, "camera": work.camera},
-                now=raised), PERSON_WAIT)
-        except Exception:  # noqa: BLE001 - NATS away, or a leader election
-            return None
+            decided.set_result(first)
+            late = False
+        except concurrent.futures.InvalidStateError:  # the camera went on without the answer
+            late = True
+        self.settled[uid] = first
         if not first:
+            if late:  # the camera counted it provisionally
+                work.alerts -= 1
+                work.suppressed += 1
             self.say({"type": "alert_suppressed", "node": self.name, "deployment_id": work.deployment_id,
-                      "camera": work.camera, "subject_id": ev.entry.subject_id,
-                      "why": f"alerted within the last {window:g} s (one alert per person)"})
-        return first
+                      "camera": work.camera, "subject_id": ev.entry.subject_id, "alert_uid": uid, "late": late,
+                      "why": f"alerted within {window:g} s on this or another node (one alert per person)"})
+            return
+        await self.publish_alert(work, ev, uid, raised, frame_at, checked_late=late)
 
     async def publish_alert(self, work: CameraWork, ev: AlertEvidence, uid: str, raised: float, frame_at: float,
-                            *, checked: bool) -> None:
+                            *, checked_late: bool) -> None:
         """One alert, sealed and published until the stream acknowledges it (retried under the
         same id: stored once)."""
         entry = ev.entry
@@ -536,7 +558,7 @@ class Node:
                   "subject_id": entry.subject_id, "name": entry.name, "category": entry.category,
                   "watchlist_id": entry.watchlist_id, "image_blob_id": entry.image_blob_id, "score": ev.score,
                   "threshold": ev.threshold, "fmr": ev.fmr, "redaction": ev.redaction, "runner_up": ev.runner_up,
-                  "node": self.name, "raised_at": raised, "frame_at": frame_at, "person_checked": checked,
+                  "node": self.name, "raised_at": raised, "frame_at": frame_at, "person_checked_late": checked_late,
                   "box": ev.box, "frame_width": work.runner.frame_width if work.runner else None}
         body = stream.seal(self.sealer, "alert", uid, header, [ev.probe_jpeg, ev.frame_jpeg])
         ack = await stream.publish(self.js, stream.alert_subject(work.deployment_id), body, uid,
@@ -545,9 +567,13 @@ class Node:
         self.say({"type": "alert_published", "node": self.name, "alert_uid": uid, "deployment_id": work.deployment_id,
                   "camera": work.camera, "subject_id": entry.subject_id, "raised_at": _iso(raised),
                   "frame_at": _iso(frame_at), "published_at": _iso(time.time()), "stream_seq": ack.seq,
-                  "duplicate": bool(ack.duplicate), "person_checked": checked})
+                  "duplicate": bool(ack.duplicate), "person_checked_late": checked_late})
 
     async def publish_clip(self, work: CameraWork, uid: str, data: bytes, frames: int, redaction: dict) -> None:
+        while uid not in self.settled:  # its alert still waits for the one-alert-per-person answer
+            await asyncio.sleep(0.5)
+        if not self.settled.pop(uid):  # its alert was dropped: neither leaves this process
+            return
         size = min(stream.CHUNK_BYTES, max(4096, (self.nc.max_payload or 1 << 20) - 8192))
         parts = stream.chunks(data, size)
         for i, part in enumerate(parts):

@@ -47,6 +47,7 @@ from vigil.services.live_runs import StoreRecorder, cluster_work, end_deployment
 log = logging.getLogger("vigil.cluster")
 
 CONTROL_KEY = "recorder.control"
+ORPHAN_CLIP_DELIVERIES = 60  # a clip whose alert is still not recorded after this many deliveries (2 s apart)
 
 
 def _iso(epoch: float | None) -> str | None:
@@ -236,6 +237,13 @@ class Recorder:
         else:
             why = "its alert is not recorded yet"
         if not stored:
+            tries = max((m.metadata.num_delivered or 1) for m in clip["msgs"].values())
+            if tries >= ORPHAN_CLIP_DELIVERIES:  # its alert never reached the stream (its node died first)
+                self.say({"type": "recorder", "event": "clip_dropped", "alert_uid": uid,
+                          "message": f"clip of alert {uid} dropped after {tries} deliveries: {why}"})
+                for part in clip["msgs"].values():
+                    await part.term()
+                return
             self.say({"type": "recorder", "event": "clip_waiting", "alert_uid": uid, "message": why})
             for part in clip["msgs"].values():
                 await part.nak(delay=2)
@@ -317,6 +325,10 @@ class Recorder:
         if status.get("state") == "ended":
             row.update(node=status.get("node"), state="ended", health="ended", heartbeat_at=status.get("heartbeat_at"),
                        reason=status.get("why"))
+            return row
+        if dep["stop_requested"]:  # handed back on the stop: not a camera left without a node
+            row.update(state="stopped", health="stopped", last_node=status.get("node"),
+                       heartbeat_at=status.get("heartbeat_at"), reason="a stop was requested")
             return row
         row.update(state="unplaced", reason=self._why_unplaced(dep, status, nodes), last_node=status.get("node"),
                    heartbeat_at=status.get("heartbeat_at"))
