@@ -46,7 +46,6 @@ import os
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -102,7 +101,8 @@ class Proc:
 
     def of(self, kind: str, event: str | None = None) -> list[tuple[float, dict]]:
         with self.lock:
-            return [(t, e) for t, e in self.events if e.get("type") == kind and (event is None or e.get("event") == event)]
+            return [(t, e) for t, e in self.events
+                    if e.get("type") == kind and (event is None or e.get("event") == event)]
 
     def wait(self, kind: str, event: str | None = None, timeout: float = 120.0, after: float = 0.0):
         deadline = time.time() + timeout
@@ -374,7 +374,8 @@ def main() -> None:
             summary = run(env, "synth", "crowd", "--out", str(clip), "--people", str(lfw),
                           "--width", "640", "--height", "360", "--fps", "10", "--seconds", str(clip_seconds),
                           "--watchlist-size", str(args.watchlist_size), "--appear", str(args.watchlist_size),
-                          "--min-face", "40", "--max-face", "90", "--density", str(args.density), "--seed", str(100 + i),
+                          "--min-face", "40", "--max-face", "90", "--density", str(args.density),
+                          "--seed", str(100 + i),
                           "--manifest", str(work / f"cam{i + 1}.csv"), "--json")
             truths.append(json.loads(Path(summary["truth"]).read_text()))
             run(env, "enroll", "--watchlist", "wanted", "--csv", str(work / f"cam{i + 1}.csv"), "--allow-low-quality",
@@ -645,11 +646,13 @@ def analyse(args, home: Path, dep: int, nodes: dict, recorder: Proc, statuses, t
 
     return {
         "setup": {"nats_servers": nats.size, "nodes": args.nodes, "cameras_per_node": args.capacity,
-                  "cameras": args.cameras, "camera": "vigil synth crowd, LFW people, 640x360 at 10 fps, faces 40-90 px; "
+                  "cameras": args.cameras,
+                  "camera": "vigil synth crowd, LFW people, 640x360 at 10 fps, faces 40-90 px; "
                   f"cam{args.cameras} shows cam1's scene", "watchlist_size": sum(len(t["watchlist"]) for t in truths),
                   "false_alert_rate": args.false_alert_rate, "lease_seconds": 6.0, "dedup_seconds": dedup,
                   "database": "SQLite (one file, every process)", "run_seconds": round(t_stop - t_start, 1),
-                  "timeline_s": {"node_killed": round(t_kill - t_start, 1), "node_restarted": round(t_restart - t_start, 1),
+                  "timeline_s": {"node_killed": round(t_kill - t_start, 1),
+                                 "node_restarted": round(t_restart - t_start, 1),
                                  "leader_killed": round(t_leader - t_start, 1), "stopped": round(t_stop - t_start, 1)}},
         "alerts_produced": len(published), "alerts_recorded": len(set(uids)), "alerts_lost": len(lost),
         "alerts_duplicated": duplicated, "lost_alert_ids": lost,
@@ -675,7 +678,8 @@ def analyse(args, home: Path, dep: int, nodes: dict, recorder: Proc, statuses, t
                           "audited": {k.removeprefix("deployment."): len(v) for k, v in audit_moves.items()}},
         "cameras": cameras, "stopped": stopped.get("stop") if isinstance(stopped, dict) else None,
         "nonmatched_face_bytes_in_broker": nonmatched,
-        "broker_scan": {"store_files": len(store_files), "stores": store_scan, "messages_captured": len(capture.messages),
+        "broker_scan": {"store_files": len(store_files), "stores": store_scan,
+                        "messages_captured": len(capture.messages),
                         "messages": message_scan, "subjects": subjects},
         "sealed_evidence_opened": {**evidence, "threshold_fmr": 1e-3,
                                    "walkers_known": len(walkers)},

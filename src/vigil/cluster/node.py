@@ -57,8 +57,8 @@ from vigil.services.live_runs import camera_run_setup, cluster_work, placement_a
 log = logging.getLogger("vigil.cluster")
 
 TICK = 1.0
-FAILED_RETRY_SECONDS = 30.0
-DEFER_TICKS = 3  # a node leaves unclaimed work to a less loaded node for at most this many ticks  # a camera that failed here is left to other nodes this long
+FAILED_RETRY_SECONDS = 30.0  # a camera that failed here is left to other nodes this long
+DEFER_TICKS = 3  # a node leaves unclaimed work to a less loaded node for at most this many ticks
 PERSON_WAIT = 1.5  # the live loop waits at most this long for the one-alert-per-person check
 FINAL = ("ended", "stopped", "failed")
 
@@ -382,7 +382,8 @@ class Node:
                 continue
             for camera in dep["cameras"]:
                 key = leases.camera_key(dep["id"], camera)
-                if key in self.held or key in self.ended or now - self.failed_here.get(key, -1e9) < FAILED_RETRY_SECONDS:
+                failed_here = now - self.failed_here.get(key, -1e9) < FAILED_RETRY_SECONDS
+                if key in self.held or key in self.ended or failed_here:
                     continue
                 candidates.append((dep, camera, key))
         if not candidates:
