@@ -780,3 +780,53 @@ def test_lists_show_a_page_at_a_time_and_subjects_are_searched(browser, live_ser
     expect(cards.last.locator("h3")).to_be_focused()
     context.close()
     assert problems == []
+
+
+@pytest.mark.browser
+def test_a_cluster_deployment_shows_where_each_camera_runs(browser, live_server, check_page, tmp_path):
+    """Issue #14: the console shows what `vigil deployment status` shows: each camera's node,
+    state, health, lag and dropped frames as the recorder last saw them, and why a camera no
+    node runs is unplaced."""
+    from playwright.sync_api import expect
+
+    from tests.conftest import demo_bytes
+    from vigil.retro.manifests import EnrolItem
+    from vigil.services.collections import authorise_watchlist, create_collection
+    from vigil.services.deployments import create_deployment
+    from vigil.services.enrolment import enrol_image
+    from vigil.store.schema import Deployment
+    from vigil.timeutil import iso, utcnow
+
+    vigil = live_server.app.state.vigil
+    admin = vigil.cli_actor()
+    create_collection(vigil, admin, "watchlist", "Fleet list", purpose="wanted", category="wanted")
+    enrol_image(vigil, admin, "watchlist", "Fleet list", demo_bytes("biden.jpg"), EnrolItem("b", "Joe Biden"))
+    authorise_watchlist(vigil, admin, "Fleet list")
+    videos = [make_demo_video(tmp_path / f"fleet-{i}.mp4", vigil.engine(None)) for i in (1, 2)]
+    register_sources(vigil, [{"camera": f"fleet-{i}", "source": str(v)} for i, v in zip((1, 2), videos)])
+    plan = create_deployment(vigil, admin, name="Harbour fleet", location="Harbour", placement="any",
+                             sources=[{"camera": "fleet-1"}, {"camera": "fleet-2"}], watchlists=["Fleet list"],
+                             window_start=None, window_end=None, legal_basis="common law")
+    with vigil.store.session() as s:  # what the recorder leaves while the deployment runs
+        dep = s.get(Deployment, plan["id"])
+        dep.status, dep.started_at = "running", utcnow()
+        dep.camera_status = {"updated_at": iso(utcnow()), "nodes": [], "cameras": [
+            {"camera": "fleet-1", "node": "node-a", "state": "running", "health": "ok", "lag_s": 0.4,
+             "frames": 250, "dropped": 3, "heartbeat_at": iso(utcnow()), "reason": None},
+            {"camera": "fleet-2", "node": None, "state": "unplaced", "health": None, "lag_s": None, "frames": None,
+             "dropped": None, "heartbeat_at": None, "reason": "every node is at capacity (2 of 2 cameras)"}]}
+
+    problems: list[str] = []
+    context, page = new_page(browser, live_server, problems)
+    browser_login(page, "supervisor", PASSWORDS["supervisor"])
+    page.goto(f"/deployments/{plan['id']}")
+    table = page.locator("#cluster-cameras-table")
+    expect(table).to_contain_text("node-a")
+    row = table.locator("tr", has_text="fleet-1")
+    expect(row).to_contain_text("running")
+    expect(row).to_contain_text("0.4")
+    expect(table.locator("tr", has_text="fleet-2")).to_contain_text("every node is at capacity")
+    expect(page.locator("#live")).to_contain_text("Placed on the cluster (any)")
+    check_page(page, "27-deployment-cluster", doc="deployment-cluster", doc_top="#live-heading")
+    context.close()
+    assert problems == []

@@ -159,6 +159,28 @@ function renderActions(d) {
 
 const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
+// A deployment placed on the cluster: each camera's node, health, lag and dropped frames as
+// the recorder last saw them (GET /api/deployments/{id} "cameras"), or why no node runs it.
+function renderCluster(d) {
+  const num = (v, digits = 0) => (v === null || v === undefined ? "–" : Number(v).toFixed(digits));
+  fill(liveEl,
+    h("p", {}, `Placed on the cluster (${d.placement}): vigil node processes run its cameras.`),
+    h("div", { class: "table-wrap" }, h("table", { id: "cluster-cameras-table" },
+      h("caption", { class: "visually-hidden" }, "Where each camera runs"),
+      h("thead", {}, h("tr", {}, ["Camera", "Node", "State", "Health", "Lag (s)", "Frames", "Dropped",
+        "Last report (s ago)", "Why"].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, d.cameras.map((c) => h("tr", {},
+        h("th", { scope: "row" }, c.camera),
+        h("td", {}, c.node || "–"),
+        h("td", {}, c.state ? badge(c.state, c.state === "running" ? "badge-ok" : c.state === "unplaced" ? "badge-bad" : "badge") : "–"),
+        h("td", {}, c.health || "–"),
+        h("td", { class: "num" }, num(c.lag_s, 1)),
+        h("td", { class: "num" }, num(c.frames)),
+        h("td", { class: "num" }, num(c.dropped)),
+        h("td", { class: "num" }, num(c.heartbeat_age_s, 1)),
+        h("td", {}, c.reason || "")))))));
+}
+
 function renderLive(live) {
   if (!live) {
     previous = null;
@@ -224,7 +246,8 @@ async function refresh(force = false) {
     renderSummary(d);
     if (force || shownState === null) await renderReview(d);
     renderActions(d);
-    renderLive(d.live);
+    if (d.placement && d.placement !== "local") renderCluster(d);
+    else renderLive(d.live);
     renderRecord(d.record);
     const active = d.status === "running" || (d.live && d.live.running);
     clearTimeout(timer);
