@@ -56,7 +56,9 @@ def _cluster_recorder(vigil, servers: list[str], live: LiveRegistry):
         if event.get("type") == "alert_recorded":
             live.notify()
 
-    recorder = Recorder(vigil, RecorderOptions(servers=servers, name="api-server"), say=said)
+    creds = vigil.settings.cluster.credentials
+    recorder = Recorder(vigil, RecorderOptions(servers=servers, name="api-server",
+                                               credentials=str(creds) if creds else None), say=said)
     thread = threading.Thread(target=recorder.run, daemon=True, name="cluster-recorder")
     return recorder, thread
 

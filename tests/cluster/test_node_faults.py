@@ -125,3 +125,14 @@ def test_a_deployment_placed_on_the_cluster_never_runs_in_one_process(vigil, adm
         DeploymentRunner(vigil, admin, dep["id"], [], RunOptions(fast=True))
     out = run_cli(home, "deployment", "place", str(dep["id"]), "local")
     assert out.returncode != 0 and "it is running (stop it first)" in out.stderr
+
+
+def test_the_nats_servers_and_credentials_come_from_the_settings_too(home, tmp_path):
+    url = f"nats://127.0.0.1:{free_port()}"
+    out = run_cli(home, "node", "--cameras", "1", "--connect-attempts", "1", env={"VIGIL_CLUSTER__NATS": url})
+    assert out.returncode == 1 and f"NATS at {url} is unreachable after 1 attempt(s)" in out.stderr
+    out = run_cli(home, "recorder", "--connect-attempts", "1",
+                  env={"VIGIL_CLUSTER__NATS": url, "VIGIL_CLUSTER__CREDENTIALS": str(tmp_path / "none.creds")})
+    assert out.returncode != 0 and "cluster.credentials" in out.stderr and "no such file" in out.stderr
+    out = run_cli(home, "node", "--cameras", "1")
+    assert out.returncode != 0 and "name the NATS servers" in out.stderr and "Traceback" not in out.stderr

@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from vigil.cli.common import JsonOpt, console, emit, err_console, print_json
+from vigil.cli.common import JsonOpt, console, emit, err_console, print_json, settings
 from vigil.cli.common_ctx import ctx
 from vigil.cli.live_cmds import deployment_app
 from vigil.errors import VigilError
@@ -20,7 +20,7 @@ from vigil.errors import VigilError
 node_app = typer.Typer(help="A cluster node: runs cameras of deployments placed on the cluster (docs/cluster.md).",
                        invoke_without_command=True)
 NatsOpt = typer.Option(None, "--nats", envvar="VIGIL_NATS", help="NATS server URL(s), comma-separated (a cluster's "
-                       "seeds); default $VIGIL_NATS.")
+                       "seeds); default $VIGIL_NATS, else the settings' cluster.nats.")
 
 
 def register(app: typer.Typer) -> None:
@@ -29,13 +29,23 @@ def register(app: typer.Typer) -> None:
 
 
 def _servers(nats: str | None) -> list[str]:
-    urls = [u.strip() for u in (nats or "").split(",") if u.strip()]
+    """--nats (or $VIGIL_NATS), else the settings' cluster.nats (docs/cluster.md)."""
+    urls = [u.strip() for u in (nats or "").split(",") if u.strip()] or settings().cluster.servers()
     if not urls:
-        raise VigilError("name the NATS server: --nats nats://HOST:4222 (or set VIGIL_NATS)")
+        raise VigilError("name the NATS servers: --nats nats://HOST:4222 (or VIGIL_NATS, or cluster.nats in the "
+                         "settings)")
     for url in urls:
         if not url.startswith(("nats://", "tls://", "ws://", "wss://")):
             raise VigilError(f"--nats {url!r}: a NATS URL starts with nats:// or tls://")
     return urls
+
+
+def _credentials(vigil) -> str | None:
+    """The settings' cluster.credentials (a NATS .creds file), checked."""
+    path = vigil.settings.cluster.credentials
+    if path is not None and not Path(path).expanduser().is_file():
+        raise VigilError(f"cluster.credentials {path}: no such file")
+    return str(Path(path).expanduser()) if path is not None else None
 
 
 def _say(as_json: bool):
@@ -125,7 +135,8 @@ def node(typer_ctx: typer.Context,
         shard_thread.start()
     options = NodeOptions(servers=servers, name=name, capacity=cameras, site=site, lease_seconds=lease_seconds,
                           calibration={k: calibration[k] for k in ("cameras", "resolution", "fps", "measured_at")}
-                          if calibration else None, connect_attempts=connect_attempts)
+                          if calibration else None, connect_attempts=connect_attempts,
+                          credentials=_credentials(vigil))
     try:
         run_node(vigil, options, _say(as_json))
     finally:
@@ -169,7 +180,7 @@ def node_list(nats: str = NatsOpt, as_json: bool = JsonOpt) -> None:
     """The live nodes: site, capacity, cameras held."""
     from vigil.cluster.node import list_nodes
 
-    rows = list_nodes(_servers(nats))
+    rows = list_nodes(_servers(nats), settings().cluster.credentials)
 
     def human(rs):
         table = Table(title="Nodes")
@@ -194,7 +205,7 @@ def recorder(nats: str = NatsOpt,
 
     servers = _servers(nats)
     vigil, _actor = ctx()
-    options = RecorderOptions(servers=servers, connect_attempts=connect_attempts)
+    options = RecorderOptions(servers=servers, connect_attempts=connect_attempts, credentials=_credentials(vigil))
     if name:
         options.name = name
     run_recorder(vigil, options, _say(as_json))

@@ -78,6 +78,7 @@ class NodeOptions:
     calibration: dict | None = None
     connect_attempts: int | None = None  # None: retry forever
     heartbeat_every: float = 1.0
+    credentials: str | None = None  # a NATS .creds file
 
 
 class CameraRunner(LiveRunner):
@@ -232,7 +233,8 @@ class Node:
                                                     f"({exc or type(exc).__name__}); retrying in {wait:.1f} s"})
 
         self.nc = await connect(self.options.servers, name=f"vigil-node-{self.name}",
-                                attempts=self.options.connect_attempts, on_retry=retry)
+                                attempts=self.options.connect_attempts, on_retry=retry,
+                                credentials=self.options.credentials)
         try:
             self.js = self.nc.jetstream(timeout=2.0)
             replicas = self.options.replicas or min(3, stream.cluster_size(self.nc))
@@ -604,12 +606,13 @@ class _Events:
         pass
 
 
-def list_nodes(servers: list[str]) -> list[dict]:
+def list_nodes(servers: list[str], credentials=None) -> list[dict]:
     """The live nodes' records (``vigil node list``)."""
     from nats.js.errors import BucketNotFoundError, NotFoundError
 
     async def main() -> list[dict]:
-        nc = await connect(servers, name="vigil-node-list", attempts=3)
+        nc = await connect(servers, name="vigil-node-list", attempts=3,
+                           credentials=str(credentials) if credentials else None)
         try:
             try:
                 kv = await nc.jetstream(timeout=2.0).key_value(leases.NODES)

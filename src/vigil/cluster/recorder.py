@@ -64,6 +64,7 @@ class RecorderOptions:
     batch: int = 32
     connect_attempts: int | None = None
     control: bool = True  # also keep the deployments' camera view (one recorder at a time does)
+    credentials: str | None = None  # a NATS .creds file
 
 
 class Recorder:
@@ -107,7 +108,8 @@ class Recorder:
                                  f"({exc or type(exc).__name__}); retrying in {wait:.1f} s"})
 
         self.nc = await connect(self.options.servers, name=f"vigil-{self.options.name}",
-                                attempts=self.options.connect_attempts, on_retry=retry)
+                                attempts=self.options.connect_attempts, on_retry=retry,
+                                credentials=self.options.credentials)
         try:
             self.js = self.nc.jetstream(timeout=5.0)
             replicas = self.options.replicas or min(3, stream.cluster_size(self.nc))
