@@ -75,6 +75,7 @@ ROUTE_PERMISSIONS = {
     ('POST', '/api/deployments'): 'deployment.create',
     ('POST', '/api/deployments/{dep_id}/authorise'): 'deployment.authorise',
     ('POST', '/api/deployments/{dep_id}/cancel'): 'deployment.authorise',  # or its creator (admin creates here)
+    ('POST', '/api/deployments/{dep_id}/place'): 'deployment.authorise',  # or its creator (admin creates here)
     ('POST', '/api/deployments/{dep_id}/outcomes'): 'deployment.record',
     ('POST', '/api/deployments/{dep_id}/start'): 'deployment.run',
     ('POST', '/api/deployments/{dep_id}/stop'): 'deployment.run',
@@ -208,6 +209,8 @@ CASES = {
         f"/api/deployments/{_deployment(w, authorised=False)}/reject", {"json": {"reason": "no legal basis given"}}),
     ("POST", "/api/deployments/{dep_id}/authorise"): lambda w, r: (
         f"/api/deployments/{_deployment(w, authorised=False)}/authorise", {"json": {}}),
+    ("POST", "/api/deployments/{dep_id}/place"): lambda w, r: (
+        f"/api/deployments/{_deployment(w, authorised=False)}/place", {"json": {"placement": "site:harbour"}}),
     ("POST", "/api/deployments/{dep_id}/cancel"): lambda w, r: (
         f"/api/deployments/{_deployment(w, authorised=False)}/cancel", {"json": {"reason": "plan withdrawn"}}),
     ("POST", "/api/deployments/{dep_id}/start"): lambda w, r: (f"/api/deployments/{_deployment(w)}/start",

@@ -74,3 +74,21 @@ def test_enrolling_into_an_authorised_watchlist_says_its_authorisation_was_withd
     withdrawn = r.json()["authorisation_withdrawn"]
     assert [w["watchlist"] for w in withdrawn] == [name] and "face image was added" in withdrawn[0]["because"]
     assert client.get(f"/api/watchlists/{name}", headers=auth(world, "admin")).json()["authorised_by"] is None
+
+
+def test_a_plan_is_placed_on_the_cluster_through_the_api(world):
+    """Issue #14: a deployment names where its cameras run, when planned or before it starts."""
+    client, admin = world["client"], auth(world, "admin")
+    body = {"name": unique("fleet"), "location": "Harbour", "cameras": [{"camera": "c1"}], "watchlists": ["wanted"],
+            "legal_basis": "common law", "placement": "site:harbour"}
+    r = client.post("/api/deployments", json=body, headers=admin)
+    assert r.status_code == 201, r.text
+    dep = r.json()
+    assert dep["placement"] == "site:harbour"
+    r = client.post(f"/api/deployments/{dep['id']}/place", json={"placement": "any"}, headers=admin)
+    assert r.status_code == 200 and r.json()["placement"] == "any"
+    assert client.get(f"/api/deployments/{dep['id']}", headers=admin).json()["placement"] == "any"  # read back
+    r = client.post(f"/api/deployments/{dep['id']}/place", json={"placement": "the moon"}, headers=admin)
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"][-1] == "placement"
+    r = client.post(f"/api/deployments/{dep['id']}/place", json={"placement": "local"}, headers=admin)
+    assert r.status_code == 200 and r.json()["placement"] == "local"

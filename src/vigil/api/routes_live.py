@@ -18,14 +18,14 @@ from vigil.api.responses import (
 )
 from vigil.api.schemas import (
     JPEG, MAX_ID, AfterId, AuthoriseIn, Cursor, Limit, CancelIn, DecisionIn, DeploymentIn, DeploymentState, Id, OutcomesIn,
-    RejectIn, RunIn,
+    PlaceIn, RejectIn, RunIn,
 )
 from vigil.services import Actor
 from vigil.services.alerts import alert_image, alerts_after, decide, latest_alert_id, list_alerts, read_clip, show_alert
 from vigil.services.authorisation_view import authorisation_view
 from vigil.services.deployments import (
-    authorise_deployment, cancel_deployment, create_deployment, list_deployments, record_outcomes, reject_deployment,
-    show_deployment,
+    authorise_deployment, cancel_deployment, create_deployment, list_deployments, place_deployment, record_outcomes,
+    reject_deployment, show_deployment,
 )
 from vigil.services.live_runs import start_deployment, stop_deployment
 
@@ -60,7 +60,7 @@ def create(body: DeploymentIn, request: Request, actor: Actor = Depends(current_
                              window_start=body.window_start, window_end=body.window_end,
                              legal_basis=body.legal_basis, purpose=body.purpose,
                              false_alert_rate=body.false_alert_rate, category_rates=body.category_rates,
-                             trial=body.trial)
+                             trial=body.trial, placement=body.placement)
 
 
 @router.get("/deployments/{dep_id}", response_model=DeploymentDetail, response_model_exclude_unset=True)
@@ -73,6 +73,12 @@ def show(dep_id: Id, request: Request, actor: Actor = Depends(current_actor)):
 @router.post("/deployments/{dep_id}/authorise", response_model=Deployment, response_model_exclude_unset=True)
 def authorise(dep_id: Id, body: AuthoriseIn, request: Request, actor: Actor = Depends(current_actor)):
     return authorise_deployment(request.app.state.vigil, actor, dep_id, body.note)
+
+
+@router.post("/deployments/{dep_id}/place", response_model=Deployment, response_model_exclude_unset=True)
+def place(dep_id: Id, body: PlaceIn, request: Request, actor: Actor = Depends(current_actor)):
+    """Say where a planned deployment's cameras run (before it starts): local, any cluster node, site:LABEL."""
+    return place_deployment(request.app.state.vigil, actor, dep_id, body.placement)
 
 
 @router.post("/deployments/{dep_id}/cancel", response_model=Deployment, response_model_exclude_unset=True)

@@ -87,6 +87,10 @@ class CameraIn(Body):
     source: str = Field("", max_length=1000)
 
 
+Placement = Annotated[str, Field(pattern=r"^(local|any|site:[A-Za-z0-9_-]{1,40})$", description=(
+    "where its cameras run: local (one process), any (any cluster node) or site:LABEL (the nodes of one site)"))]
+
+
 class DeploymentIn(Body):
     name: str = Field(min_length=1, max_length=200)
     location: str = Field("", max_length=300)
@@ -100,6 +104,11 @@ class DeploymentIn(Body):
     category_rates: dict[Annotated[str, Field(max_length=40)], Annotated[Number, Field(gt=0, lt=0.1)]] = Field(
         default_factory=dict, max_length=16)
     trial: Flag = False
+    placement: Placement = "local"
+
+
+class PlaceIn(Body):
+    placement: Placement
 
 
 class RunIn(Body):
