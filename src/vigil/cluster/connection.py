@@ -76,3 +76,25 @@ async def connect(servers: str | list[str], *, name: str, attempts: int | None =
             else:
                 log.warning("NATS at %s unreachable (%s); retrying in %.1f s", ", ".join(urls), exc, wait)
             await asyncio.sleep(wait)
+
+
+def retry_reporter(say: Callable[[dict], None], who: dict, servers: list[str]) -> Callable[[int, float, Exception], None]:
+    """An ``on_retry`` for :func:`connect` that says each failed attempt as one event
+    (``who`` names the process: ``{"type": "node", "node": NAME}``)."""
+
+    def report(attempt: int, wait: float, exc: Exception) -> None:
+        say({**who, "event": "unreachable", "attempt": attempt, "retry_in_s": wait,
+             "message": f"NATS at {', '.join(servers)} is unreachable ({exc or type(exc).__name__}); "
+                        f"retrying in {wait:.1f} s"})
+
+    return report
+
+
+def not_ready_reporter(say: Callable[[dict], None], who: dict) -> Callable[[int, float, Exception], None]:
+    """The same for JetStream answering but not ready yet (a cluster electing its leaders)."""
+
+    def report(attempt: int, wait: float, exc: Exception) -> None:
+        say({**who, "event": "cluster_not_ready", "attempt": attempt,
+             "message": f"JetStream not ready ({exc or type(exc).__name__}); retrying in {wait:.1f} s"})
+
+    return report

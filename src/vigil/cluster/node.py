@@ -46,7 +46,7 @@ from datetime import UTC, datetime
 
 from vigil.cluster import alert_stream as stream
 from vigil.cluster import leases
-from vigil.cluster.connection import ClusterUnavailable, connect
+from vigil.cluster.connection import ClusterUnavailable, connect, not_ready_reporter, retry_reporter
 from vigil.cluster.sealing import Sealer
 from vigil.engine.model_files import provider_notes
 from vigil.errors import VigilError
@@ -227,13 +227,10 @@ class Node:
             except (RuntimeError, ValueError):  # not the main thread (tests run nodes in threads)
                 pass
 
-        def retry(attempt: int, wait: float, exc: Exception) -> None:
-            self.say({"type": "node", "event": "unreachable", "node": self.name, "attempt": attempt,
-                      "retry_in_s": wait, "message": f"NATS at {', '.join(self.options.servers)} is unreachable "
-                                                    f"({exc or type(exc).__name__}); retrying in {wait:.1f} s"})
-
+        who = {"type": "node", "node": self.name}
         self.nc = await connect(self.options.servers, name=f"vigil-node-{self.name}",
-                                attempts=self.options.connect_attempts, on_retry=retry,
+                                attempts=self.options.connect_attempts,
+                                on_retry=retry_reporter(self.say, who, self.options.servers),
                                 credentials=self.options.credentials)
         try:
             self.js = self.nc.jetstream(timeout=2.0)
@@ -244,11 +241,7 @@ class Node:
                 return await leases.open_buckets(self.js, lease_seconds=self.options.lease_seconds,
                                                  replicas=replicas)
 
-            def not_ready(attempt: int, wait: float, exc: Exception) -> None:
-                self.say({"type": "node", "event": "cluster_not_ready", "node": self.name, "attempt": attempt,
-                          "message": f"JetStream not ready ({exc or type(exc).__name__}); retrying in {wait:.1f} s"})
-
-            self.buckets = await leases.until_ready(setup, not_ready)
+            self.buckets = await leases.until_ready(setup, not_ready_reporter(self.say, who))
             self.period = self.buckets.lease_seconds
             if self.options.capacity:  # the models load once, now: what they run on is said at start
                 await asyncio.to_thread(self.vigil.engine, None)

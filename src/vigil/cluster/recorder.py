@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 
 from vigil.cluster import alert_stream as stream
 from vigil.cluster import leases
-from vigil.cluster.connection import connect
+from vigil.cluster.connection import connect, not_ready_reporter, retry_reporter
 from vigil.cluster.sealing import SealError, Sealer
 from vigil.live.alerts import AlertEvidence
 from vigil.live.matcher import WatchlistEntry
@@ -102,13 +102,10 @@ class Recorder:
             except (RuntimeError, ValueError):
                 pass
 
-        def retry(attempt: int, wait: float, exc: Exception) -> None:
-            self.say({"type": "recorder", "event": "unreachable", "attempt": attempt, "retry_in_s": wait,
-                      "message": f"NATS at {', '.join(self.options.servers)} is unreachable "
-                                 f"({exc or type(exc).__name__}); retrying in {wait:.1f} s"})
-
+        who = {"type": "recorder"}
         self.nc = await connect(self.options.servers, name=f"vigil-{self.options.name}",
-                                attempts=self.options.connect_attempts, on_retry=retry,
+                                attempts=self.options.connect_attempts,
+                                on_retry=retry_reporter(self.say, who, self.options.servers),
                                 credentials=self.options.credentials)
         try:
             self.js = self.nc.jetstream(timeout=5.0)
@@ -122,11 +119,7 @@ class Recorder:
                     config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=self.options.ack_wait,
                                           max_deliver=-1, max_ack_pending=10_000, deliver_policy=DeliverPolicy.ALL))
 
-            def not_ready(attempt: int, wait: float, exc: Exception) -> None:
-                self.say({"type": "recorder", "event": "cluster_not_ready", "attempt": attempt,
-                          "message": f"JetStream not ready ({exc or type(exc).__name__}); retrying in {wait:.1f} s"})
-
-            await leases.until_ready(setup, not_ready)
+            await leases.until_ready(setup, not_ready_reporter(self.say, who))
             self.say({"type": "recorder", "event": "started", "name": self.options.name,
                       "servers": self.options.servers})
             tasks = [asyncio.create_task(self._consume())]
