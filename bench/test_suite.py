@@ -25,7 +25,7 @@ from pathlib import Path
 
 from bench.common import ROOT, write_result
 
-SUMMARY = re.compile(r"(\d+) passed(?:, (\d+) skipped)?(?:, (\d+) failed)?")
+COUNT = re.compile(r"(\d+) (passed|skipped|failed|errors?)\b")  # pytest orders them by outcome, not always so
 
 
 def run_suite(tree: Path, extra_env: dict, args: list[str]) -> dict:
@@ -34,8 +34,10 @@ def run_suite(tree: Path, extra_env: dict, args: list[str]) -> dict:
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=tree,
                           env={**os.environ, **extra_env}, capture_output=True, text=True)
     wall = time.monotonic() - started
-    found = SUMMARY.findall(proc.stdout.splitlines()[-1] if proc.stdout.strip() else "")
-    passed, skipped, failed = (int(x or 0) for x in found[-1]) if found else (0, 0, 0)
+    counts = {kind.rstrip("s") if kind.startswith("error") else kind: int(n) for n, kind in
+              COUNT.findall(proc.stdout.splitlines()[-1] if proc.stdout.strip() else "")}
+    passed, skipped = counts.get("passed", 0), counts.get("skipped", 0)
+    failed = counts.get("failed", 0) + counts.get("error", 0)
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-2000:])
     return {"wall_seconds": round(wall, 1), "passed": passed, "skipped": skipped, "failed": failed,
