@@ -81,9 +81,11 @@ def test_cameras_beyond_the_nodes_capacity_are_reported_unplaced(vigil, admin, h
             return data if data["reported_at"] and len(data["cameras"]) == camera_count else None
 
         # back-pressure: each node holds its one camera and claims no more; the third is unplaced
+        # (the recorder's view is rebuilt every beat: wait for one that has seen both nodes at capacity)
         data = wait_until(lambda: (d := reported(busy["id"], 3)) and sum(c["state"] == "running"
-                                                                         for c in d["cameras"]) == 2 and d, 60,
-                          "two cameras running")
+                                                                         for c in d["cameras"]) == 2
+                          and any("at capacity" in (c["reason"] or "") for c in d["cameras"]) and d, 60,
+                          "two cameras running, the third unplaced at capacity")
         (left,) = data["unplaced"]
         row = next(c for c in data["cameras"] if c["camera"] == left)
         assert row["reason"] == "every node that may run it is at capacity (node-a 1/1, node-b 1/1)"

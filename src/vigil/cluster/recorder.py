@@ -269,7 +269,12 @@ class Recorder:
 
     async def _beat(self) -> None:
         deployments = await asyncio.to_thread(cluster_work, self.vigil, None, every_site=True)
-        nodes = {k: v for k, v in (await leases.all_values(self.buckets.nodes)).items() if "capacity" in v}
+        nodes = await self._nodes()
+        if not nodes and deployments and await leases.all_values(self.buckets.leases):
+            # cameras are held, so nodes run: an empty read of their records (nats-py's key listing
+            # can come back empty while the server is busy) is read again rather than reported
+            await asyncio.sleep(0.5)
+            nodes = await self._nodes()
         node_rows = [{"name": n["name"], "site": n.get("site"), "capacity": n.get("capacity"), "held": n.get("held"),
                       "host": n.get("host"), "beat_at": n.get("beat_at")} for n in nodes.values()]
         now = time.time()
@@ -301,6 +306,10 @@ class Recorder:
                 await self._end(dep, rows, node_rows, "")
             elif (state["stop_requested_by"] or closed) and not held:
                 await self._end(dep, rows, node_rows, "" if state["stop_requested_by"] else "its window closed")
+
+    async def _nodes(self) -> dict[str, dict]:
+        """The live nodes' records (name, site, capacity, cameras held)."""
+        return {k: v for k, v in (await leases.all_values(self.buckets.nodes)).items() if "capacity" in v}
 
     def _row(self, dep: dict, camera: str, holder: dict | None, status: dict | None, nodes: dict) -> dict:
         status = status or {}
