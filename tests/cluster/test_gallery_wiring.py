@@ -25,6 +25,7 @@ from tests.cluster.test_gallery_shards import (
     unit_vectors,
     wait_for,
 )
+from tests.cluster.test_gallery_shards import shard_processes  # noqa: F401 (a fixture)
 from tests.conftest import demo_bytes, demo_path
 from vigil.errors import VigilError
 
@@ -309,13 +310,6 @@ def _fits_the_document(app, method: str, path: str, r) -> None:
     assert [e.message for e in validator.iter_errors(r.json())] == []
 
 
-@pytest.fixture()
-def shard_processes():
-    procs: list[ShardProcess] = []
-    yield procs
-    for p in procs:
-        if p.proc.poll() is None:
-            p.kill(signal.SIGTERM)
 
 
 def test_the_seam_is_the_only_way_in(home):
