@@ -94,6 +94,31 @@ def fused(args) -> dict:
             "threshold_at_1e-4": cal.threshold_for(1e-4), "threshold_at_1e-6": cal.threshold_for(1e-6)}
 
 
+def mean_tables(args) -> dict:
+    """The tables of entries that are the mean template of 2 and 3 photos, beside the pack's own."""
+    from vigil.engine.calibration import MAX_REFERENCES
+    from vigil.engine.fusion import template_split
+    from vigil.evaluation.calibrate import calibrate_mean_templates
+    from vigil.evaluation.protocol import load_lfw
+
+    settings = Settings()
+    engine = FaceEngine.from_settings(settings, args.pack)
+    d = load_lfw(settings, engine, args.data)
+    ids = [d.people[p] for p in d.person[d.found]]
+    dataset = (f"LFW-a (grayscale, pre-aligned): {int(d.found.sum())} of {len(d.names)} images of "
+               f"{len(d.people)} people; every entry against every image of another person is an impostor "
+               "comparison")
+    out = {}
+    for k in range(2, MAX_REFERENCES + 1):
+        cal = calibrate_mean_templates(engine.model_id, d.vectors[d.found], ids, k, dataset,
+                                       split=template_split(engine.pack.embedder))
+        target = args.out_dir / calibration_filename(engine.model_id, k)
+        cal.save(target)
+        out[k] = {"path": str(target), "impostor_pairs": cal.impostor_pairs, "genuine_pairs": cal.genuine_pairs,
+                  "threshold_at_1e-6": cal.threshold_for(1e-6), "threshold_at_1e-7": cal.threshold_for(1e-7)}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="LFW root (holding lfw/ and pairs.txt)")
@@ -101,7 +126,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path)
     parser.add_argument("--cache-dir", type=Path, help="per-model template caches (fused packs)")
     parser.add_argument("--out-dir", type=Path, default=SHIPPED)
+    parser.add_argument("--mean-tables", action="store_true",
+                        help="build only the tables of watchlist entries averaging 2 and 3 photos (from the "
+                             "evaluation's template cache under $VIGIL_HOME, extracting once if missing)")
     args = parser.parse_args(argv)
+    if args.mean_tables:
+        print(json.dumps(mean_tables(args)))
+        return 0
     if args.pack.startswith(FUSED_PREFIX):
         print(json.dumps(fused(args)))
         return 0

@@ -86,6 +86,9 @@ class LiveSettings(BaseModel):
     track_detection_score: float = Field(0.45, description="weaker detections may extend an existing track")
     frame_buffer: int = Field(3, description="newest frames kept per camera; older ones are dropped (counted)")
     max_shots: int = Field(6, description="best shots embedded per track (template averaging)")
+    references: int = Field(3, ge=1, le=3, description="reference photos of a watchlisted subject averaged into "
+                            "one mean template when a deployment starts (best quality first; 1 = each photo its "
+                            "own entry); needs the pack's mean-template calibration tables")
     reembed_gain: float = Field(0.08, description="re-embed when quality improves by this much")
     embed_budget: int = Field(4, description="most faces embedded per processed frame (spreads bursts)")
     live_embed_budget: int = Field(1, description="live (frames that can be dropped), no frame waiting: most "

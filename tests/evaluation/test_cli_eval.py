@@ -48,7 +48,7 @@ def test_held_out_options_on_too_little_data_are_a_clear_error_not_a_traceback(
         home, tiny_lfw, monkeypatch, capsys):  # noqa: F811
     """Two people cannot give a cohort, a calibration half and a test half: say so (this was an
     IndexError traceback)."""
-    for extra in (["--score-norm", "symmetric"], ["--references", "2"], ["--heldout"]):
+    for extra in (["--score-norm", "symmetric"], ["--references", "2", "--reference-rule", "max"], ["--heldout"]):
         code, said = _main(["eval", "identification", "--data", str(tiny_lfw), "--watchlist-size", "1",
                             "--splits", "2", *extra], monkeypatch, capsys)
         assert code not in (0, None) and "Traceback" not in said, said

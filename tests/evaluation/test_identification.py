@@ -168,3 +168,46 @@ def test_binomial_upper_bound_matches_known_values():
     assert binomial_upper_bound(1, 1000) == pytest.approx(0.004735, abs=2e-6)  # Clopper-Pearson tables
     assert binomial_upper_bound(5, 100) == pytest.approx(0.1023, abs=2e-4)
     assert binomial_upper_bound(3, 3) == 1.0 and binomial_upper_bound(0, 0) is None
+
+
+class ShiftedCalibration(LinearCalibration):
+    """A table of k-photo entries: ``shift`` stricter than the single-photo stand-in."""
+
+    def __init__(self, shift):
+        self.shift = shift
+
+    def threshold_for(self, fmr):
+        return super().threshold_for(fmr) + self.shift
+
+
+def test_several_references_enrol_mean_templates_and_keep_a_probe_per_person():
+    d = make_data(400, seed=3, counts=(2, 3, 4, 6))
+    images_of = d.images_of()
+    one = make_split(d, images_of, 100, rng_for(0, "s"))
+    three = make_split(d, images_of, 100, rng_for(0, "s"), 3, rng_for(0, "r"))
+    assert (three.watchlist == one.watchlist).all() and (three.enrol == one.enrol).all()  # same draw
+    counts = three.reference_counts
+    photos = np.array([len(images_of[p]) for p in three.watchlist])
+    assert (counts == np.minimum(3, photos - 1)).all()  # up to 3, one photo always left to probe with
+    refs = {int(i) for i in three.refs[three.refs >= 0]}
+    assert not refs & {int(i) for i in three.mated}  # no reference photo is searched
+    assert len(three.mated) == sum(photos) - counts.sum()
+
+
+def test_live_settings_with_several_references_use_each_entrys_table_and_match_one_table_when_equal():
+    d = make_data(400, seed=4, counts=(2, 3, 4, 6))
+    same = evaluate_identification(d, sizes=(100,), splits=3, calibration=LinearCalibration(), references=3,
+                                   calibration_for=lambda k: LinearCalibration(), show_progress=False)
+    assert same["references"] == 3 and same["reference_rule"] == "mean template"
+    r = same["by_watchlist_size"]["100"]
+    assert sum(r["entries_by_references"].values()) == 300
+    pooled = r["_pooled"]
+    for key, live in r["at_live_settings"].items():  # one table for every entry: the top score decides
+        t = to_grid(live["threshold"])
+        assert live["false_alerts"] == pooled.false_positives(t)
+        assert live["fnir"] == pytest.approx(pooled.fnir(t), abs=1e-5)
+    strict = evaluate_identification(d, sizes=(100,), splits=3, calibration=LinearCalibration(), references=3,
+                                     calibration_for=lambda k: ShiftedCalibration(0.05 * k), show_progress=False)
+    s = strict["by_watchlist_size"]["100"]["at_live_settings"]["0.001"]
+    assert s["threshold_by_references"] == {"1": 0.5, "2": 0.6, "3": 0.65}  # FMR 1e-3 / 100 = 1e-5
+    assert s["fnir"] > r["at_live_settings"]["0.001"]["fnir"]  # stricter tables for the averaged entries

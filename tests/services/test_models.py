@@ -75,6 +75,22 @@ def test_calibration_by_an_admin_is_audited_with_old_and_new_table_hashes(vigil,
     assert again["old_sha256"] == entry["new_sha256"] and again["old_source"] == "site"
 
 
+def test_calibration_rebuilds_the_mean_template_tables_its_data_supports_and_drops_stale_ones(
+        vigil, admin, settings, site_folder):
+    site = settings.home / "calibration"
+    site.mkdir(parents=True)
+    stale = site / "sface-2021dec-fp32-flip.mean3.json"
+    stale.write_text("{}")  # from earlier data with people of three photos
+    result = model_service.calibrate_model(vigil, admin, "sface", site_folder, show_progress=False)
+    two = site / "sface-2021dec-fp32-flip.mean2.json"
+    assert result["reference_tables"] == [1, 2] and two.is_file() and not stale.exists()  # 2 photos a person
+    [entry] = _entries(settings, "calibration.rebuilt")
+    assert entry["mean_template_tables"] == {"2": hashlib.sha256(two.read_bytes()).hexdigest(), "3": None}
+    pack = vigil.engine("sface").pack
+    assert pack.supported_references(3) == 2  # a deployment now averages at most two photos
+    assert pack.calibration_for(2).source == "site" and pack.calibration_for(2).impostor_pairs == 32 * 30
+
+
 def test_registering_a_model_records_who_what_and_under_which_licence(vigil, admin, settings, tmp_path):
     file = tmp_path / "licensed.onnx"
     file.write_bytes(tiny_onnx.recogniser())

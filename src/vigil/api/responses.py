@@ -486,7 +486,9 @@ class DeploymentRecord(Out):
     arrests: int
     frames: int
     frames_dropped: int
-    threshold: float | None = Field(description="the score threshold it ran with")
+    threshold: float | None = Field(description="the score threshold it ran with (entries of one photo)")
+    threshold_by_references: dict[str, float] | None = Field(
+        None, description="the threshold of entries averaging 1, 2 or 3 reference photos, where they differ")
     accepted_false_alert_rate: float
     expected_miss_rate: float | None = Field(description="the share of genuine comparisons in the calibration data "
                                                          "below the threshold")

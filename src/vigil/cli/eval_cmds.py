@@ -117,9 +117,11 @@ def eval_identification(
     pack: str = PackOpt,
     score_norm: str = typer.Option("none", "--score-norm", help="Cohort score normalisation: none, symmetric "
                                    "(adaptive S-norm) or entry (the watchlist entry's side only)."),
-    references: int = typer.Option(1, "--references", min=1, max=3, help="Reference photos per listed person."),
-    reference_rule: str = typer.Option("max", "--reference-rule", help="How several references score: max or "
-                                       "mean (one mean template)."),
+    references: int = typer.Option(None, "--references", min=1, max=3, help="Reference photos per listed person "
+                                   "(default: what a deployment on the pack averages, live.references as far as "
+                                   "the pack has mean-template tables; 3 for sface)."),
+    reference_rule: str = typer.Option("mean", "--reference-rule", help="How several references score: mean (one "
+                                       "mean template, as deployments do) or max (held-out protocol only)."),
     heldout: bool = typer.Option(False, "--heldout", help="Calibrate the live threshold on held-out people "
                                  "(implied by --score-norm and --references 2 or 3)."),
     cohort_size: int = typer.Option(1000, "--cohort-size", help="Cohort people (held-out protocol)."),
@@ -133,22 +135,29 @@ def eval_identification(
 
     sizes = tuple(watchlist_size) if watchlist_size else (100, 1000, 5000)
     primary = watchlist_size[0] if watchlist_size else 1000
-    if heldout or score_norm != "none" or references > 1 or reference_rule != "max" or fuse_with:
-        _heldout_identification(data, pack, fuse_with, score_norm, references, reference_rule, cohort_size,
+    if heldout or score_norm != "none" or reference_rule != "mean" or fuse_with:
+        _heldout_identification(data, pack, fuse_with, score_norm, references or 1, reference_rule, cohort_size,
                                 primary, seed, splits, out, as_json)
         return
     engine, d = _load(data, pack, as_json)
+    if references is None:
+        references = engine.pack.supported_references(settings().live.references)
     cal = calibration_for(engine, d, show_progress=not as_json)
-    res, _ = identification(d, cal, sizes=sizes, seed=seed, splits=splits, show_progress=not as_json)
+    res, _ = identification(d, cal, sizes=sizes, seed=seed, splits=splits, references=references,
+                            calibration_for=engine.pack.calibration_for, show_progress=not as_json)
     result = with_primary(res, primary)
     _write(out, result)
 
     def human(r):
-        console.print(f"[bold]Open-set identification ({r['model_id']})[/], seed {r['seed']}, {r['splits']} splits")
+        console.print(f"[bold]Open-set identification ({r['model_id']})[/], seed {r['seed']}, {r['splits']} splits, "
+                      f"{r['references']} reference photo(s) per listed person at most ({r['reference_rule']})")
         for n, x in r["by_watchlist_size"].items():
             f = ", ".join(f"{k}: {'n/a' if v is None else f'{v * 100:.2f}%'}" for k, v in x["fnir_at_fpir"].items())
             console.print(f"N={int(n):,}: FNIR at FPIR {{{f}}}; rank-1 {x['rank1'] * 100:.2f}%; smallest "
                           f"supportable FPIR {x['smallest_supportable_fpir']:.2g}")
+            for rate, live in x.get("at_live_settings", {}).items():
+                console.print(f"  live, {rate} false alerts per face accepted: FNIR {live['fnir'] * 100:.1f}%, "
+                              f"{live['false_alerts']} false alerts in {live['nonmated_searches']:,} faces")
 
     emit(result, as_json, human)
 

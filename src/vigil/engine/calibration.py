@@ -85,14 +85,22 @@ class Calibration:
         return cls(**fields, source=source)
 
 
-def calibration_filename(model_id: str) -> str:
+MAX_REFERENCES = 3  # reference photos averaged into one watchlist entry at most
+
+
+def calibration_filename(model_id: str, references: int = 1) -> str:
+    """``<model>.json`` for single templates; ``<model>.mean<k>.json`` for the table of entries
+    that are the mean template of k reference photos (their impostor scores differ)."""
     safe = "".join(ch if ch.isalnum() or ch in "-_.+" else "_" for ch in model_id)
-    return f"{safe}.json"
+    return f"{safe}.json" if references == 1 else f"{safe}.mean{references}.json"
 
 
-def calibration_in_effect(model_id: str, site_dir: Path | None = None, explicit: Path | None = None):
+def calibration_in_effect(model_id: str, site_dir: Path | None = None, explicit: Path | None = None,
+                          references: int = 1):
     """(file, source) of the table a model's thresholds come from, or (None, None): the
-    configured file, else the site's, else the shipped one."""
+    configured file, else the site's, else the shipped one. A table for mean templates of
+    ``references`` photos is only taken from beside the single-template table in effect, so
+    that every threshold of a deployment comes from the same calibration data."""
     name = calibration_filename(model_id)
     candidates = []
     if explicit:
@@ -102,20 +110,65 @@ def calibration_in_effect(model_id: str, site_dir: Path | None = None, explicit:
     candidates.append((resources.files("vigil.engine") / "calibration" / name, "shipped"))
     for path, source in candidates:
         if path.is_file():
-            return path, source
+            if references == 1:
+                return path, source
+            beside = path.parent / calibration_filename(model_id, references)
+            return (beside, source) if beside.is_file() else (None, None)
     return None, None
+
+
+def supported_references(model_id: str, site_dir: Path | None = None, explicit: Path | None = None,
+                         limit: int = MAX_REFERENCES) -> int:
+    """The most reference photos per entry (up to ``limit``) whose mean-template table sits
+    beside the model's table in effect: every count from 2 up to it must have its table."""
+    k = 1
+    while k < min(limit, MAX_REFERENCES) and calibration_in_effect(model_id, site_dir, explicit, k + 1)[0]:
+        k += 1
+    return k
+
+
+def entry_threshold(tables: dict, references: int, fmr: float) -> float:
+    """The threshold of an entry averaging ``references`` photos at a per-comparison FMR: its
+    own table's, floored at the single-photo table's. At the live setting (FMR 1e-7) a table's
+    threshold rests on its ten or so highest impostor comparisons; the single-photo table
+    draws them from every person of the calibration data, a k-photo table only from the few
+    with k photos or more, so its far tail misses look-alikes (twins with one or two photos)
+    and can fall below what single photos need (docs/evaluation.md)."""
+    fmr = min(0.5, fmr)
+    single = tables[1].threshold_for(fmr)
+    return single if references == 1 else max(single, tables[references].threshold_for(fmr))
+
+
+def mean_template(vectors: np.ndarray, split: tuple[int, float] | None = None) -> np.ndarray:
+    """One watchlist entry from several reference templates (unit rows): their normalised
+    mean. A fused template (``split`` = (first model's dimension, weight)) is averaged model by
+    model, so each part stays a unit vector scaled by its weight, as the live cascade needs."""
+    vectors = np.atleast_2d(np.asarray(vectors, np.float64))
+
+    def unit(v):
+        n = np.linalg.norm(v)
+        return v / n if n > 0 else v
+
+    if split is None:
+        return unit(vectors.sum(axis=0)).astype(np.float32)
+    first_dim, w = split
+    a = unit((vectors[:, :first_dim] / math.sqrt(w)).sum(axis=0)) * math.sqrt(w)
+    b = unit((vectors[:, first_dim:] / math.sqrt(1.0 - w)).sum(axis=0)) * math.sqrt(1.0 - w)
+    return np.concatenate([a, b]).astype(np.float32)
 
 
 def to_json(cal: Calibration) -> str:
     return json.dumps(cal.to_dict(), indent=1) + "\n"
 
 
-def load_calibration(model_id: str, site_dir: Path | None = None, explicit: Path | None = None) -> Calibration:
-    path, source = calibration_in_effect(model_id, site_dir, explicit)
+def load_calibration(model_id: str, site_dir: Path | None = None, explicit: Path | None = None,
+                     references: int = 1) -> Calibration:
+    path, source = calibration_in_effect(model_id, site_dir, explicit, references)
     if path is not None:
         return Calibration.from_dict(json.loads(path.read_text()), source=source)
+    what = "" if references == 1 else f" of mean templates of {references} references"
     raise ModelError(
-        f"no calibration table for model {model_id!r}: run 'vigil calibrate --model PACK --data DIR' on "
+        f"no calibration table{what} for model {model_id!r}: run 'vigil calibrate --model PACK --data DIR' on "
         "labelled images"
     )
 
@@ -186,4 +239,5 @@ def site_calibration_dir(home: Path) -> Path:
     return home / "calibration"
 
 
-__all__ = ["Calibration", "load_calibration", "build_from_histograms", "score_histograms", "UTC"]
+__all__ = ["Calibration", "load_calibration", "mean_template", "entry_threshold", "supported_references",
+           "build_from_histograms", "score_histograms", "UTC"]

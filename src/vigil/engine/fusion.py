@@ -31,6 +31,13 @@ class FusionEmbedder:
         return split(fused, self.first.dim, self.weight)
 
 
+def template_split(embedder) -> tuple[int, float] | None:
+    """(first model's dimension, weight) of a fused embedder's templates; None for one model."""
+    if isinstance(embedder, FusionEmbedder) and 0.0 < embedder.weight < 1.0:
+        return embedder.first.dim, embedder.weight
+    return None
+
+
 def combine(a: np.ndarray, b: np.ndarray, weight: float) -> np.ndarray:
     return np.concatenate([a * math.sqrt(weight), b * math.sqrt(1.0 - weight)], axis=1).astype(np.float32)
 

@@ -30,7 +30,12 @@ from pathlib import Path
 from vigil.config import Settings
 from vigil.engine import model_files as mf
 from vigil.engine import registered_models as registry
-from vigil.engine.calibration import Calibration, load_calibration, site_calibration_dir
+from vigil.engine.calibration import (
+    Calibration,
+    load_calibration,
+    site_calibration_dir,
+    supported_references,
+)
 from vigil.errors import ModelError
 
 PACK_NAMES = ("sface", "dlib", "fusion", "custom", "faceplugin")
@@ -57,6 +62,7 @@ class Pack:
     home: Path | None = None
     calibration_path: Path | None = None
     _calibration: Calibration | None = field(default=None, repr=False)
+    _mean_tables: dict[int, Calibration] = field(default_factory=dict, repr=False)
 
     @property
     def model_id(self) -> str:
@@ -73,8 +79,23 @@ class Pack:
             self._calibration = load_calibration(self.model_id, site, self.calibration_path)
         return self._calibration
 
+    def calibration_for(self, references: int) -> Calibration:
+        """The table of entries that are the mean template of ``references`` photos (1: the
+        ordinary table); it lies beside the ordinary one (see ``calibration_in_effect``)."""
+        if references == 1:
+            return self.calibration
+        if references not in self._mean_tables:
+            site = site_calibration_dir(self.home) if self.home else None
+            self._mean_tables[references] = load_calibration(self.model_id, site, self.calibration_path, references)
+        return self._mean_tables[references]
+
+    def supported_references(self, limit: int) -> int:
+        site = site_calibration_dir(self.home) if self.home else None
+        return supported_references(self.model_id, site, self.calibration_path, limit)
+
     def reload_calibration(self) -> None:
         self._calibration = None
+        self._mean_tables.clear()
 
 
 def fusion_weight() -> dict:

@@ -37,7 +37,7 @@ import numpy as np
 
 from vigil.errors import VigilError
 from vigil.evaluation.bootstrap import binomial_upper_bound, smallest_supportable_rate, zero_upper_bound
-from vigil.evaluation.protocol import NO_SCORE, EvalData, rate_key, rng_for, sig, to_grid, to_score
+from vigil.evaluation.protocol import NO_SCORE, EvalData, quantise, rate_key, rng_for, sig, to_grid, to_score
 from vigil.progress import progress_bar
 
 FPIRS = (0.1, 0.01, 0.001, 0.0001)
@@ -59,6 +59,11 @@ class Split:
     nonmated_without_template: int
     probed_people: int
     enrolled_never_probed: int
+    refs: np.ndarray | None = None  # (size, r) reference images per entry, -1 padded (None: ``enrol`` only)
+
+    @property
+    def reference_counts(self) -> np.ndarray:
+        return np.ones(self.size, np.int64) if self.refs is None else (self.refs >= 0).sum(axis=1)
 
 
 @dataclass
@@ -67,6 +72,9 @@ class Searches:
     mate_rank: np.ndarray  # 1-based; size + 1 where the probe had no template
     nonmated_top: np.ndarray  # int grid scores
     nonmated_image: np.ndarray | None = None  # the probe image of each non-mated search
+    # live decisions with each entry's own threshold (entries averaging k photos use the table
+    # of k-photo entries): rate key -> (mated search alerted on its mate, non-mated search alerted)
+    live: dict | None = None
 
 
 def candidates(data: EvalData, images_of: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -89,16 +97,25 @@ def draw_watchlist(multi, single, size: int, rng: np.random.Generator, where: st
     return np.concatenate([probed, filler])
 
 
-def make_split(data: EvalData, images_of: list[np.ndarray], size: int, rng: np.random.Generator) -> Split:
+def make_split(data: EvalData, images_of: list[np.ndarray], size: int, rng: np.random.Generator,
+               references: int = 1, ref_rng: np.random.Generator | None = None) -> Split:
+    """A watchlist and its searches. With ``references`` > 1 each listed person is enrolled
+    from up to that many gate-passing images (the first drawn as with one, the others from
+    ``ref_rng``), always keeping one image to probe with; the entry is their mean template."""
     multi, single = candidates(data, images_of)
     watchlist = draw_watchlist(multi, single, size, rng)
     enrol = np.empty(size, dtype=np.int64)
+    refs = np.full((size, references), -1, dtype=np.int64)
     mated, mate_col = [], []
     for col, person in enumerate(watchlist):
         images = images_of[person]
         usable = images[data.gate_passed[images]]
         enrol[col] = usable[rng.integers(len(usable))]
-        others = images[images != enrol[col]]
+        refs[col, 0] = enrol[col]
+        if references > 1:
+            extra = ref_rng.permutation(usable[usable != enrol[col]])[:max(0, min(references, len(images) - 1) - 1)]
+            refs[col, 1:1 + len(extra)] = extra
+        others = np.setdiff1d(images, refs[col][refs[col] >= 0]) if references > 1 else images[images != enrol[col]]
         mated.append(others)
         mate_col.append(np.full(len(others), col))
     on_list = np.zeros(len(images_of), dtype=bool)
@@ -107,24 +124,52 @@ def make_split(data: EvalData, images_of: list[np.ndarray], size: int, rng: np.r
     return Split(size=size, watchlist=watchlist, enrol=enrol, mated=np.concatenate(mated),
                  mate_col=np.concatenate(mate_col), nonmated=non[data.found[non]],
                  nonmated_without_template=int((~data.found[non]).sum()), probed_people=min(size, len(multi)),
-                 enrolled_never_probed=size - min(size, len(multi)))
+                 enrolled_never_probed=size - min(size, len(multi)), refs=refs if references > 1 else None)
 
 
-def search(data: EvalData, split: Split, block: int = 2048) -> Searches:
+def entry_scorer(data: EvalData, split: Split):
+    """Quantised scores of probe images against the split's entries (mean templates where
+    an entry has several references, as the live snapshot makes them)."""
+    if split.refs is None:
+        return lambda rows: data.scores(rows, split.enrol)
+    from vigil.engine.calibration import mean_template
+
+    templates = np.stack([mean_template(data.vectors[r[r >= 0]], data.split) for r in split.refs]).astype(np.float64)
+
+    def scores(rows):
+        s = quantise(data.vectors[rows] @ templates.T)
+        return np.where(data.found[rows][:, None], s, NO_SCORE).astype(np.int32)
+    return scores
+
+
+def search(data: EvalData, split: Split, block: int = 2048, live_thresholds: dict | None = None) -> Searches:
+    """Every search of a split. ``live_thresholds`` (rate key -> grid threshold per entry)
+    adds the live decisions: the entry with the highest score over its own threshold alerts."""
+    score = entry_scorer(data, split)
     mate_score = np.empty(len(split.mated), dtype=np.int32)
     mate_rank = np.empty(len(split.mated), dtype=np.int64)
+    live = {k: (np.zeros(len(split.mated), bool), np.zeros(len(split.nonmated), bool))
+            for k in (live_thresholds or {})}
     for lo in range(0, len(split.mated), block):
         rows = split.mated[lo:lo + block]
-        s = data.scores(rows, split.enrol)
+        s = score(rows)
         mate = s[np.arange(len(rows)), split.mate_col[lo:lo + block]]
         rank = (s >= mate[:, None]).sum(axis=1)  # includes the mate itself; ties count against it
         no_template = ~data.found[rows]
         mate_score[lo:lo + block] = mate
         mate_rank[lo:lo + block] = np.where(no_template, split.size + 1, rank)
+        for key, t in (live_thresholds or {}).items():
+            margin = s.astype(np.int64) - t[None, :]
+            best = margin.argmax(axis=1)
+            live[key][0][lo:lo + block] = (best == split.mate_col[lo:lo + block]) & \
+                (margin[np.arange(len(rows)), best] >= 0) & ~no_template
     top = np.empty(len(split.nonmated), dtype=np.int32)
     for lo in range(0, len(split.nonmated), block):
-        top[lo:lo + block] = data.scores(split.nonmated[lo:lo + block], split.enrol).max(axis=1)
-    return Searches(mate_score, mate_rank, top, split.nonmated)
+        s = score(split.nonmated[lo:lo + block])
+        top[lo:lo + block] = s.max(axis=1)
+        for key, t in (live_thresholds or {}).items():
+            live[key][1][lo:lo + block] = (s.astype(np.int64) - t[None, :]).max(axis=1) >= 0
+    return Searches(mate_score, mate_rank, top, split.nonmated, live or None)
 
 
 class OpenSet:
@@ -167,35 +212,75 @@ def _spread(values: list[float]) -> dict:
     return {"mean": sig(v.mean()), "std": sig(v.std()), "min": sig(v.min()), "max": sig(v.max())}
 
 
-def at_live_settings(pooled: OpenSet, size: int, calibration, rates=LIVE_RATES, names=None) -> dict:
+def live_thresholds(size: int, calibration, calibration_for, counts: np.ndarray, rates=LIVE_RATES) -> dict:
+    """Rate key -> grid threshold of each entry, as a deployment sets it: per-comparison FMR
+    rate / N through the table of the entry's reference count."""
+    from vigil.engine.calibration import entry_threshold
+
+    tables = {int(k): calibration if k == 1 else calibration_for(int(k)) for k in np.unique(counts)}
+    tables.setdefault(1, calibration)
+    out = {}
+    for rate in rates:
+        by_k = {k: to_grid(entry_threshold(tables, k, rate / size)) for k in tables}
+        out[rate_key(rate)] = np.array([by_k[int(k)] for k in counts], np.int64)
+    return out
+
+
+def at_live_settings(pooled: OpenSet, size: int, calibration, rates=LIVE_RATES, names=None, live=None,
+                     calibration_for=None) -> dict:
     """What a live deployment on a watchlist of this size would do, with its threshold set
     the way deployments set it (per-comparison FMR = rate / N through the calibration
     table): false alerts per non-mated face with an exact 95% upper bound, and missed
     watchlisted faces. Non-mated searches pooled over splits reuse images, so the bound
     treats every (face, watchlist) search as one trial; how many distinct probe images the
-    false alerts come from is reported beside it (with their names when ``names`` is given)."""
+    false alerts come from is reported beside it (with their names when ``names`` is given).
+    With ``live`` (pooled decisions of entries averaging several photos, each with its own
+    table's threshold) the counts are those decisions'."""
     out = {}
     for rate in rates:
+        key = rate_key(rate)
         t = to_grid(calibration.threshold_for(min(0.5, rate / size)))
-        fp = pooled.false_positives(t)
+        if live is not None:
+            hits, alerted = live[key]
+            fp, fnir = int(alerted.sum()), 1.0 - float(hits.mean()) if len(hits) else 0.0
+        else:
+            alerted = pooled.nonmated_top >= t
+            fp, fnir = pooled.false_positives(t), pooled.fnir(t)
         distinct = []
         if pooled.nonmated_image is not None:
-            distinct = np.unique(pooled.nonmated_image[pooled.nonmated_top >= t]).tolist()
-        out[rate_key(rate)] = {
-            "per_comparison_fmr": sig(rate / size), "threshold": to_score(t),
+            distinct = np.unique(pooled.nonmated_image[alerted]).tolist()
+        by_refs = {}
+        if live is not None and calibration_for is not None:
+            from vigil.engine.calibration import entry_threshold
+
+            tables = {k: calibration if k == 1 else calibration_for(k) for k in (1, 2, 3)
+                      if k == 1 or _has_table(calibration_for, k)}
+            by_refs = {"threshold_by_references": {str(k): to_score(to_grid(entry_threshold(tables, k, rate / size)))
+                                                   for k in tables}}
+        out[key] = {
+            "per_comparison_fmr": sig(rate / size), "threshold": to_score(t), **by_refs,
             "false_alerts": fp, "nonmated_searches": pooled.n_nonmated,
             "false_alerts_per_face": sig(fp / max(pooled.n_nonmated, 1)),
             "false_alerts_per_face_upper95": sig(binomial_upper_bound(fp, pooled.n_nonmated)),
             "false_alert_probe_images_distinct": len(distinct),
             **({"false_alert_probe_images": [names[i] for i in distinct[:MAX_LISTED]],
                 "false_alert_probe_images_all_listed": len(distinct) <= MAX_LISTED} if names is not None else {}),
-            "fnir": sig(pooled.fnir(t)), "mated_searches": pooled.n_mated,
+            "fnir": sig(fnir), "mated_searches": pooled.n_mated,
         }
     return out
 
 
+def _has_table(calibration_for, k: int) -> bool:
+    try:
+        calibration_for(k)
+        return True
+    except VigilError:
+        return False
+
+
 def summarise_size(size: int, splits: list[Split], results: list[Searches], *, fpirs=FPIRS, ranks=RANKS,
-                   operating_threshold: float | None = None, calibration=None, names=None) -> dict:
+                   operating_threshold: float | None = None, calibration=None, names=None,
+                   calibration_for=None) -> dict:
     pooled = OpenSet(Searches(*(np.concatenate([getattr(r, f) for r in results])
                                 for f in ("mate_score", "mate_rank", "nonmated_top")),
                               nonmated_image=np.concatenate([r.nonmated_image for r in results])
@@ -254,7 +339,12 @@ def summarise_size(size: int, splits: list[Split], results: list[Searches], *, f
             "fpir_upper95_if_none": sig(zero_upper_bound(min(n_nm))) if fp == 0 else None,
             "fnir": sig(pooled.fnir(t))}
     if calibration is not None:
-        out["at_live_settings"] = at_live_settings(pooled, size, calibration, names=names)
+        live = None
+        if all(r.live is not None for r in results):
+            live = {key: tuple(np.concatenate([r.live[key][i] for r in results]) for i in (0, 1))
+                    for key in results[0].live}
+        out["at_live_settings"] = at_live_settings(pooled, size, calibration, names=names, live=live,
+                                                   calibration_for=calibration_for)
     grid = [to_grid(x) for x in THRESHOLD_GRID]
     out["vs_threshold"] = {"threshold": [to_score(t) for t in grid],
                            "fpir": [sig(pooled.fpir(t)) for t in grid],
@@ -270,7 +360,9 @@ def summarise_size(size: int, splits: list[Split], results: list[Searches], *, f
 
 def evaluate_identification(data: EvalData, *, sizes=SIZES, seed: int = 0, splits: int = 10, fpirs=FPIRS,
                             ranks=RANKS, operating_threshold: float | None = None, calibration=None,
-                            show_progress: bool = True) -> dict:
+                            references: int = 1, calibration_for=None, show_progress: bool = True) -> dict:
+    """With ``references`` > 1, each listed person's entry is the mean template of up to that
+    many photos, and the live settings use each entry's own table (``calibration_for(k)``)."""
     images_of = data.images_of()
     multi, single = candidates(data, images_of)
     by_size = {}
@@ -278,17 +370,27 @@ def evaluate_identification(data: EvalData, *, sizes=SIZES, seed: int = 0, split
         for size in sizes:
             sp, res = [], []
             for k in range(splits):
-                split = make_split(data, images_of, size, rng_for(seed, "identification", size, k))
+                split = make_split(data, images_of, size, rng_for(seed, "identification", size, k), references,
+                                   rng_for(seed, "identification-references", size, k))
+                live = None
+                if references > 1 and calibration is not None:
+                    live = live_thresholds(size, calibration, calibration_for, split.reference_counts)
                 sp.append(split)
-                res.append(search(data, split))
+                res.append(search(data, split, live_thresholds=live))
                 advance()
             by_size[str(size)] = summarise_size(size, sp, res, fpirs=fpirs, ranks=ranks,
                                                 operating_threshold=operating_threshold, calibration=calibration,
-                                                names=data.names)
+                                                names=data.names, calibration_for=calibration_for)
+            if references > 1:
+                counts = np.concatenate([s.reference_counts for s in sp])
+                by_size[str(size)]["entries_by_references"] = {str(k): int((counts == k).sum()) for k in (1, 2, 3)
+                                                               if (counts == k).any()}
     return {
         "seed": seed,
         "splits": splits,
         "model_id": data.model_id,
+        "references": references,
+        "reference_rule": "mean template" if references > 1 else "one photo",
         "people_with_2_or_more_enrolable": int(len(multi)),
         "people_with_1_enrolable": int(len(single)),
         "by_watchlist_size": by_size,

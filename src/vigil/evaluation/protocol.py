@@ -78,6 +78,7 @@ class EvalData:
     race: np.ndarray = field(default=None)  # str (n,): the person's label, '' unlabelled
     model_id: str = "synthetic"
     description: dict = field(default_factory=dict)
+    split: tuple[int, float] | None = None  # a fused model's (first dimension, weight): see mean_template
 
     def __post_init__(self):
         n = len(self.names)
@@ -161,7 +162,9 @@ def load_lfw(settings, engine, data: Path, *, show_progress: bool = True) -> Eva
             "thresholds chosen from it are not independent of this test data.",
         ],
     }
+    from vigil.engine.fusion import template_split
+
     return EvalData(names=names, person=np.asarray(person), people=people,
                     vectors=ext.vectors.astype(np.float64), found=ext.found, gate_passed=ext.gate_passed,
                     gate_reasons=ext.gate_reasons, sex=sex, race=race, model_id=engine.model_id,
-                    description=description)
+                    description=description, split=template_split(engine.pack.embedder))

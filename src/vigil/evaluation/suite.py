@@ -57,7 +57,8 @@ def calibration_summary(cal) -> dict:
 
 
 def identification(data: EvalData, cal, *, sizes=SIZES, seed: int = 0, splits: int = 10,
-                   skip_infeasible: bool = False, show_progress: bool = True) -> tuple[dict, dict[int, OpenSet]]:
+                   skip_infeasible: bool = False, references: int = 1, calibration_for=None,
+                   show_progress: bool = True) -> tuple[dict, dict[int, OpenSet]]:
     """Identification JSON (private helpers removed) and the pooled curves per size.
     With ``skip_infeasible`` sizes larger than the number of enrolable people are left out
     (and listed) instead of failing."""
@@ -68,6 +69,7 @@ def identification(data: EvalData, cal, *, sizes=SIZES, seed: int = 0, splits: i
         sizes = [n for n in sizes if n not in skipped]
     res = evaluate_identification(data, sizes=sizes, seed=seed, splits=splits,
                                   operating_threshold=cal.threshold_for(OPERATING_FMR), calibration=cal,
+                                  references=references, calibration_for=calibration_for,
                                   show_progress=show_progress)
     pooled = {int(k): v["_pooled"] for k, v in res["by_watchlist_size"].items()}
     res = strip_private(res)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vigil.engine.calibration import entry_threshold
+
 
 # A runner-up scoring within this much of its own threshold nearly alerted too: a look-alike
 # (a relative, a twin) the operator is warned about before adjudicating.
@@ -30,12 +32,13 @@ class WatchlistEntry:
     category: str
     watchlist_id: int
     image_blob_id: str | None
+    references: int = 1  # photos averaged into the entry's template: picks its calibration table
 
 
 class WatchlistMatcher:
     def __init__(self, entries: list[WatchlistEntry], vectors: np.ndarray, calibration, *,
                  false_alert_rate: float, category_rates: dict[str, float] | None = None,
-                 split: tuple[int, float] | None = None):
+                 split: tuple[int, float] | None = None, calibration_for=None):
         if len(entries) != len(vectors):
             raise ValueError("entries and vectors differ in length")
         self.entries = entries
@@ -47,8 +50,18 @@ class WatchlistMatcher:
         n = max(self.size, 1)
         self.default_threshold = calibration.threshold_for(min(0.5, false_alert_rate / n))
         self.category_thresholds = {c: calibration.threshold_for(min(0.5, r / n)) for c, r in self.category_rates.items()}
-        self.entry_thresholds = np.array([self.category_thresholds.get(e.category, self.default_threshold)
-                                          for e in entries], np.float32)
+        # an entry averaging k photos takes its threshold from the table of k-photo entries
+        # (``calibration_for(k)``), never below the single-photo one (see entry_threshold)
+        counts = sorted({e.references for e in entries} - {1})
+        if counts and calibration_for is None:
+            raise ValueError("entries averaging several references need their calibration tables")
+        tables = {1: calibration, **{k: calibration_for(k) for k in counts}}
+        self.reference_thresholds = {k: entry_threshold(tables, k, false_alert_rate / n) for k in tables}
+
+        def threshold(e: WatchlistEntry) -> float:
+            return entry_threshold(tables, e.references, self.category_rates.get(e.category, false_alert_rate) / n)
+
+        self.entry_thresholds = np.array([threshold(e) for e in entries], np.float32)
         self.weight = None
         if split is not None:  # a fused watchlist: keep each model's part for the cascade
             from vigil.engine.fusion import split as split_parts
@@ -66,6 +79,8 @@ class WatchlistMatcher:
         fnmr = getattr(self.calibration, "fnmr_at", lambda _s: None)(self.default_threshold)
         return {"default": self.default_threshold, "per_comparison_fmr": self.false_alert_rate / max(self.size, 1),
                 "expected_fnmr": None if fnmr is None else round(fnmr, 4),
+                **({"by_references": {str(k): round(t, 5) for k, t in sorted(self.reference_thresholds.items())}}
+                   if len(self.reference_thresholds) > 1 else {}),
                 **{f"category:{c}": t for c, t in self.category_thresholds.items()}}
 
     def best(self, vector: np.ndarray) -> tuple[int, float, float]:

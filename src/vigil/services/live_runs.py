@@ -24,6 +24,8 @@ import time
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from vigil.engine.calibration import mean_template
+from vigil.engine.fusion import template_split
 from vigil.errors import ConflictError, PolicyError, VigilError
 from vigil.governance.permissions import SYSTEM, Actor
 from vigil.live.alerts import AlertEvidence, AlertSink, JsonLinesSink, WebhookSink  # noqa: F401 (front ends' sinks)
@@ -85,7 +87,9 @@ def start_deployment(vigil, actor: Actor, deployment_id) -> dict:
                         raise _Refusal(dep, f"watchlist {coll.name!r} is not authorised (or changed since)")
                     notes.append(f"trial with unauthorised watchlist {coll.name!r}")
                 pack = pack or coll.pack
-                snapshot_ids.append(freeze(vigil.store, uow.session, actor.username, coll, dep.id).id)
+                references, combine = reference_rule(vigil, coll.pack)
+                snapshot_ids.append(freeze(vigil.store, uow.session, actor.username, coll, dep.id,
+                                           references=references, combine=combine).id)
             dep.snapshot_ids = snapshot_ids
             dep.watchlist_size = total_size(uow.session, snapshot_ids)
             dep.status, dep.started_at, dep.heartbeat_at, dep.stop_requested_by = "running", now, now, None
@@ -277,6 +281,19 @@ class StoreRecorder:
         return self._watchlist_images[entry.image_blob_id]
 
 
+def reference_rule(vigil, pack: str | None):
+    """(reference photos per entry, how they combine) for a watchlist on this pack: up to
+    ``live.references`` photos of a subject averaged into one mean template, as far as the
+    pack has calibration tables for such entries (docs/evaluation.md); else one entry per photo."""
+    limit = vigil.settings.live.references
+    if limit <= 1:
+        return 1, None
+    engine = vigil.engine(pack)
+    references = engine.pack.supported_references(limit)
+    split = template_split(engine.pack.embedder)
+    return references, (lambda vectors: mean_template(vectors, split)) if references > 1 else None
+
+
 class DeploymentRunner:
     """Ties a running deployment to the live runtime. If the runtime cannot be built (a source
     missing, a model failing to load) or the run crashes, the deployment is failed with the
@@ -302,12 +319,14 @@ class DeploymentRunner:
             frozen, vectors = load_entries(vigil.store, uow.session, dep.snapshot_ids)
             sources, window_end = list(dep.sources), as_utc(dep.window_end)
             rate, category_rates = dep.false_alert_rate, dict(dep.category_rates or {})
-        entries = [WatchlistEntry(e.subject_id, e.name, e.category, e.watchlist_id, e.image_blob_id) for e in frozen]
+        entries = [WatchlistEntry(e.subject_id, e.name, e.category, e.watchlist_id, e.image_blob_id, e.references)
+               for e in frozen]
         try:
             engine = vigil.engine(pack)
             shots = ShotEmbedder(engine.pack)
             matcher = WatchlistMatcher(entries, vectors, engine.pack.calibration, false_alert_rate=rate,
-                                       category_rates=category_rates, split=shots.split)
+                                       category_rates=category_rates, split=shots.split,
+                                       calibration_for=engine.pack.calibration_for)
             with use_case(vigil, actor) as uow:
                 dep = get_deployment(uow.session, self.deployment_id)
                 sources = sources_for_run(vigil, actor, uow.session, sources)
@@ -399,10 +418,12 @@ def camera_run_setup(vigil, deployment_id: int, camera: str) -> RunSetup:
         frozen, vectors = load_entries(vigil.store, session, dep.snapshot_ids)
         name, window_end = dep.name, as_utc(dep.window_end)
         rate, category_rates = dep.false_alert_rate, dict(dep.category_rates or {})
-    entries = [WatchlistEntry(e.subject_id, e.name, e.category, e.watchlist_id, e.image_blob_id) for e in frozen]
+    entries = [WatchlistEntry(e.subject_id, e.name, e.category, e.watchlist_id, e.image_blob_id, e.references)
+               for e in frozen]
     engine = vigil.engine(pack)
     shots = ShotEmbedder(engine.pack)
     matcher = WatchlistMatcher(entries, vectors, engine.pack.calibration, false_alert_rate=rate,
-                               category_rates=category_rates, split=shots.split)
+                               category_rates=category_rates, split=shots.split,
+                               calibration_for=engine.pack.calibration_for)
     return RunSetup(deployment_id, name, sources, engine, matcher, shots, vigil.settings.live, vigil.settings.quality,
                     window_end)

@@ -18,7 +18,9 @@ from pathlib import Path
 from sqlalchemy import select
 
 from vigil.engine import registered_models as registry
-from vigil.engine.calibration import calibration_filename, calibration_in_effect, site_calibration_dir, to_json
+from vigil.engine.calibration import (
+    MAX_REFERENCES, calibration_filename, calibration_in_effect, site_calibration_dir, to_json,
+)
 from vigil.engine.model_install import KNOWN_MODELS, prepare, prepare_known
 from vigil.engine.packs import PACK_NAMES, check_live_pack, get_pack
 from vigil.errors import ConflictError, ModelError, PermissionDenied, VigilError
@@ -156,33 +158,44 @@ def calibrate_model(vigil, actor: Actor, model: str | None, data: Path, *, datas
     engine = vigil.engine(model)
     site = site_calibration_dir(vigil.settings.home)
     target = Path(out) if out else site / calibration_filename(engine.model_id)
-    cal, stats = calibrate_folder(engine, Path(data), dataset, show_progress=show_progress)
-    new_bytes = to_json(cal).encode()
+    tables, stats = calibrate_folder(engine, Path(data), dataset, show_progress=show_progress)
+    cal = tables[1]
+    # the mean-template tables lie beside the single one; a count the data cannot support
+    # loses a stale table, so every threshold comes from this data
+    files = {k: target if k == 1 else target.parent / calibration_filename(engine.model_id, k)
+             for k in range(1, MAX_REFERENCES + 1)}
+    new_bytes = {k: to_json(tables[k]).encode() if k in tables else None for k in files}
     before_file, before_source = calibration_in_effect(engine.model_id, site, engine.pack.calibration_path)
     old_bytes = before_file.read_bytes() if before_file is not None else None
-    replaced = target.read_bytes() if target.is_file() else None
-    written = False
+    replaced = {k: f.read_bytes() if f.is_file() else None for k, f in files.items()}
+    touched = []
     try:
         with use_case(vigil, actor, MANAGE) as uow:
             uow.audit("calibration.rebuilt", "model", model, {
                 "model_id": engine.model_id, "data": str(Path(data).resolve()), "dataset": cal.dataset,
                 "path": str(target), "old_sha256": _sha256(old_bytes), "old_source": before_source,
-                "new_sha256": _sha256(new_bytes), "impostor_pairs": cal.impostor_pairs,
-                "genuine_pairs": cal.genuine_pairs, **stats})
+                "new_sha256": _sha256(new_bytes[1]), "impostor_pairs": cal.impostor_pairs,
+                "genuine_pairs": cal.genuine_pairs,
+                "mean_template_tables": {str(k): _sha256(new_bytes[k]) for k in files if k > 1}, **stats})
             uow.session.flush()
-            atomic_write(target, new_bytes, mode=0o644, dir_mode=None)
-            written = True
+            for k, f in files.items():
+                touched.append(k)
+                if new_bytes[k] is not None:
+                    atomic_write(f, new_bytes[k], mode=0o644, dir_mode=None)
+                else:
+                    f.unlink(missing_ok=True)
     except BaseException:
-        if written:  # the audit entry did not commit: put the old table back
-            if replaced is None:
-                target.unlink(missing_ok=True)
+        for k in touched:  # the audit entry did not commit: put the old tables back
+            if replaced[k] is None:
+                files[k].unlink(missing_ok=True)
             else:
-                atomic_write(target, replaced, mode=0o644, dir_mode=None)
+                atomic_write(files[k], replaced[k], mode=0o644, dir_mode=None)
         raise
     engine.pack.reload_calibration()
     return {"path": str(target), "model": model, "model_id": cal.model_id, "impostor_pairs": cal.impostor_pairs,
             "genuine_pairs": cal.genuine_pairs, "threshold_at_fmr_1e-4": cal.threshold_for(1e-4),
-            "min_fmr": cal.min_fmr, "old_sha256": _sha256(old_bytes), "new_sha256": _sha256(new_bytes), **stats}
+            "min_fmr": cal.min_fmr, "old_sha256": _sha256(old_bytes), "new_sha256": _sha256(new_bytes[1]),
+            "mean_template_tables": {str(k): str(files[k]) for k in tables if k > 1}, **stats}
 
 
 __all__ = ["calibrate_model", "install_model", "list_models", "register_model"]

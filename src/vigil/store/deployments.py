@@ -63,6 +63,7 @@ def deployment_record(session, dep: Deployment) -> dict:
         "arrests": max(dep.arrests, outcome_counts.get("arrested", 0)),
         "frames": dep.frames, "frames_dropped": dep.frames_dropped,
         "threshold": (dep.record or {}).get("thresholds", {}).get("default"),
+        "threshold_by_references": (dep.record or {}).get("thresholds", {}).get("by_references"),
         "accepted_false_alert_rate": dep.false_alert_rate,
         "expected_miss_rate": (dep.record or {}).get("thresholds", {}).get("expected_fnmr"),
         "notes": (dep.record or {}).get("notes", []),

@@ -200,6 +200,8 @@ class SnapshotEntry(Base):
     category: Mapped[str] = mapped_column(String(40))
     image_blob_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     vector_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    # reference photos averaged into the template (the matcher's calibration table follows it)
+    reference_count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class SearchRecord(Base):
