@@ -37,6 +37,8 @@ def crowd(
                                                           "(path,name,category,reference) for vigil enroll --csv."),
     background: Path = typer.Option(None, "--background", help="Background image instead of a procedural scene."),
     category: str = typer.Option("person-of-interest", "--category", help="Category column of the manifest."),
+    references: int = typer.Option(1, "--references", min=1, max=3, help="Enrolment photos per watchlisted person "
+                                   "in the manifest (other than the one walking by); a deployment averages up to 3."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Compose a crowd of real people's photos walking across a scene, with a truth file of who
@@ -49,7 +51,7 @@ def crowd(
     opts = CrowdOptions(out=out, truth=truth, people_dir=people, watchlist_size=watchlist_size, appear=appear,
                         others=others, width=width, height=height, fps=fps, seconds=seconds, min_face=min_face,
                         max_face=max_face, density=density, occlusion=occlusion, seed=seed, manifest=manifest,
-                        background=background, category=check_category(category))
+                        background=background, category=check_category(category), references=references)
     engine = FaceEngine.from_settings(settings(), "sface")
     frames = max(1, int(round(seconds * fps)))
     with progress_bar("composing frames", frames, enabled=not as_json) as advance:

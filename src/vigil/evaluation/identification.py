@@ -358,6 +358,28 @@ def summarise_size(size: int, splits: list[Split], results: list[Searches], *, f
     return out
 
 
+def live_by_sex(data: EvalData, splits: list[Split], results: list[Searches], calibration, size: int,
+                seed: int) -> dict:
+    """Missed alerts per sex at the 1-in-10,000 live setting, with identity-bootstrap intervals
+    (``heldout_groups.by_sex``): what an enrolment rule (several photos) does to each group."""
+    from vigil.evaluation.heldout_groups import by_sex
+
+    key = rate_key(1e-4)
+    t = to_grid(calibration.threshold_for(min(0.5, 1e-4 / size)))
+    mated, missed, alerts, nonmated = [], [], [], []
+    for split, res in zip(splits, results):
+        if res.live is not None:
+            hits, alerted = res.live[key]
+        else:
+            hits, alerted = (res.mate_rank == 1) & (res.mate_score >= t), res.nonmated_top >= t
+        mated.append(split.mated)
+        missed.append(~hits)
+        nonmated.append(split.nonmated)
+        alerts.append(split.nonmated[alerted])
+    return by_sex(data, np.concatenate(mated), np.concatenate(missed), np.concatenate(alerts),
+                  np.concatenate(nonmated), seed=seed)
+
+
 def evaluate_identification(data: EvalData, *, sizes=SIZES, seed: int = 0, splits: int = 10, fpirs=FPIRS,
                             ranks=RANKS, operating_threshold: float | None = None, calibration=None,
                             references: int = 1, calibration_for=None, show_progress: bool = True) -> dict:
@@ -381,6 +403,8 @@ def evaluate_identification(data: EvalData, *, sizes=SIZES, seed: int = 0, split
             by_size[str(size)] = summarise_size(size, sp, res, fpirs=fpirs, ranks=ranks,
                                                 operating_threshold=operating_threshold, calibration=calibration,
                                                 names=data.names, calibration_for=calibration_for)
+            if calibration is not None and (data.sex != "").any():
+                by_size[str(size)]["at_live_settings_by_sex"] = live_by_sex(data, sp, res, calibration, size, seed)
             if references > 1:
                 counts = np.concatenate([s.reference_counts for s in sp])
                 by_size[str(size)]["entries_by_references"] = {str(k): int((counts == k).sum()) for k in (1, 2, 3)

@@ -55,10 +55,13 @@ class CrowdOptions:
     manifest: Path | None = None
     background: Path | None = None
     category: str = "person-of-interest"
+    references: int = 1  # enrolment photos per watchlisted person in the manifest (up to 3)
 
     def check(self) -> None:
         if self.width < 64 or self.height < 64 or self.fps <= 0 or self.seconds <= 0:
             raise VigilError("the video needs at least 64x64 pixels, a positive fps and duration")
+        if not 1 <= self.references <= 3:
+            raise VigilError("--references must be 1, 2 or 3 (enrolment photos per watchlisted person)")
         if not 6 <= self.min_face <= self.max_face:
             raise VigilError("--min-face must be at least 6 px and not above --max-face")
         if self.max_face * 1.6 > self.height * 0.9:
@@ -81,7 +84,8 @@ def generate_crowd(opts: CrowdOptions, *, engine=None, on_frame: Callable[[int, 
     source = str(Path(opts.people_dir).expanduser().resolve()) if opts.people_dir else "demo"
     appear = min(opts.watchlist_size, 40) if opts.appear is None else min(opts.appear, opts.watchlist_size)
     cutter = FaceCutter(engine)
-    watchlist, walkers = choose_watchlist(people, cutter, rng, size=opts.watchlist_size, appear=appear)
+    watchlist, walkers = choose_watchlist(people, cutter, rng, size=opts.watchlist_size, appear=appear,
+                                          references=opts.references)
     others = opts.others
     if others is None:  # about 4.5 s on screen each at natural speed
         others = max(0, int(round(opts.density * opts.seconds / 4.5)) - len(walkers))
@@ -293,12 +297,14 @@ def _truth(opts, source, video_path, truth_path, codec, frames, watchlist, walke
 
 
 def write_manifest(path: Path, watchlist: list[CastMember], category: str, seed: int) -> None:
-    """The enrolment CSV for ``vigil enroll --watchlist W --csv PATH``: one row per watchlisted
-    person, ``name`` exactly as the truth file names them."""
+    """The enrolment CSV for ``vigil enroll --watchlist W --csv PATH``: a row per enrolment photo
+    of each watchlisted person (one, or up to ``references``), ``name`` exactly as the truth
+    file names them (rows of one name enrol one subject)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as fh:
         out = csv.writer(fh)
         out.writerow(["path", "name", "category", "reference"])
         for m in watchlist:
-            out.writerow([str(Path(m.watchlist_image).resolve()), m.person.name, category,
-                          f"synth-crowd seed {seed}: {m.person.folder}"])
+            for photo in [m.watchlist_image, *m.more_references]:
+                out.writerow([str(Path(photo).resolve()), m.person.name, category,
+                              f"synth-crowd seed {seed}: {m.person.folder}"])

@@ -14,7 +14,7 @@ is itself a strong, unnatural edge pattern a detector or tracker could latch on 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -71,6 +71,7 @@ class CastMember:
     person: Person
     watchlist_image: Path | None  # None: not on the watchlist
     sprite: Sprite | None  # None: on the watchlist but does not walk through the scene
+    more_references: list[Path] = field(default_factory=list)  # other enrolment photos, never the crowd one
 
 
 def display_name(person_id: str) -> str:
@@ -180,9 +181,11 @@ def cut_head(image: np.ndarray, face: Face, source: Path) -> Sprite:
 
 
 def choose_watchlist(people: list[Person], cutter: FaceCutter, rng: np.random.Generator, *,
-                     size: int, appear: int) -> tuple[list[CastMember], list[CastMember]]:
+                     size: int, appear: int, references: int = 1) -> tuple[list[CastMember], list[CastMember]]:
     """Pick ``size`` watchlisted people (in a seeded random order) and, among the first of them,
     up to ``appear`` who walk through with a crowd photo different from their watchlist photo.
+    With ``references`` > 1, each is enrolled from up to that many photos (the others in file
+    order, gate-passing, never the crowd photo); the random draws are the same as with one.
 
     Returns ``(watchlist, walkers)``; either may come out shorter than asked when the source
     has too few usable people (the caller reports it)."""
@@ -201,6 +204,10 @@ def choose_watchlist(people: list[Person], cutter: FaceCutter, rng: np.random.Ge
             member.sprite = _crowd_sprite(person, cutter, rng, exclude=watch)
             if member.sprite is not None:
                 walkers.append(member)
+        if references > 1:
+            crowd = member.sprite.source if member.sprite is not None else None
+            others = (p for p in person.watch_photos if p not in (watch, crowd))
+            member.more_references = [p for p in others if cutter.passes_gate(p)][:references - 1]
         watchlist.append(member)
     return watchlist, walkers
 
