@@ -93,6 +93,21 @@ def score_alerts(alerts: list[dict], truth: dict) -> tuple[dict, list, list]:
     return first_alert, false, sorted(listed)
 
 
+SIZE_BINS = ((0, 20), (20, 30), (30, 40), (40, 60), (60, 10_000))
+
+
+def recall_by_face_size(truth: dict, alerted: dict) -> list[dict]:
+    """Watchlisted walkers by the widest face they show (px), and how many of each were alerted."""
+    widest = {p["person_id"]: max((b[3] for b in p["boxes"]), default=0)
+              for p in truth["people"] if p["watchlisted"]}
+    out = []
+    for lo, hi in SIZE_BINS:
+        names = [n for n, w in widest.items() if lo <= w < hi]
+        out.append({"widest_face_px": f"{lo}-{hi - 1}" if hi < 10_000 else f">={lo}", "people": len(names),
+                    "alerted": sum(n in alerted for n in names)})
+    return out
+
+
 def run(vigil, actor, video: Path, *, fast: bool, rate: float, max_shots: int | None = None) -> dict:
     from vigil.services.deployments import create_deployment
     from vigil.services.live_runs import DeploymentRunner, RunOptions, start_deployment
@@ -179,6 +194,7 @@ def main(argv=None) -> int:
         "false_alerts_per_10000_faces": (len(false) / faces * 1e4) if faces else None,
         "false_alert_rate_95pct_upper_bound_per_10000": (3.0 / faces * 1e4) if faces and not false else None,
         "false_alert_details": [{k: a[k] for k in ("name", "score", "time")} for a in false],
+        "recall_by_face_size": recall_by_face_size(truth, first_alert),
         "fast_mode_usable_alerted": sum(n in agg_hits for n in usable),  # no frame dropped: the pipeline's ceiling
         "fast_mode_capacity": {k: aggregated["summary"][k] for k in ("fps", "realtime_factor", "wall_seconds")},
         "small_faces": {"watchlisted_never_usable": len(small),

@@ -131,3 +131,28 @@ def test_helpers_and_bad_options(tmp_path, engine):
         generate_crowd(CrowdOptions(out=tmp_path / "x.mp4", min_face=50, max_face=30), engine=engine)
     with pytest.raises(VigilError):
         generate_crowd(CrowdOptions(out=tmp_path / "x.mp4", width=320, height=240, max_face=200), engine=engine)
+
+
+def test_manifest_with_several_references_never_enrols_the_walking_photo(tmp_path, engine):
+    from tests.conftest import demo_bytes
+
+    people = tmp_path / "people"
+    (people / "Barack_Obama").mkdir(parents=True)
+    (people / "Joe_Biden").mkdir()
+    for name in ("obama.jpg", "obama_speech.jpg", "obama_standing.jpg", "obama_small.jpg"):
+        (people / "Barack_Obama" / name).write_bytes(demo_bytes(name))
+    (people / "Joe_Biden" / "biden.jpg").write_bytes(demo_bytes("biden.jpg"))
+    out = tmp_path / "crowd.mp4"
+    opts = CrowdOptions(out=out, manifest=tmp_path / "watchlist.csv", people_dir=people, width=W, height=H,
+                        fps=FPS, seconds=1, min_face=20, max_face=80, watchlist_size=1, seed=SEED, references=3)
+    summary = generate_crowd(opts, engine=engine)
+    truth = json.loads(Path(summary["truth"]).read_text())
+    (obama,) = [p for p in truth["people"] if p["watchlisted"]]
+    with open(summary["manifest"], newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    paths = [Path(r["path"]).resolve() for r in rows]
+    assert [r["name"] for r in rows] == ["Barack Obama"] * 3  # one subject, three enrolment photos
+    assert len(set(paths)) == 3 and Path(obama["crowd_image"]).resolve() not in paths
+    assert paths[0] == Path(obama["watchlist_image"]).resolve()  # the first is the one the truth names
+    with pytest.raises(VigilError, match="--references"):
+        generate_crowd(CrowdOptions(out=tmp_path / "x.mp4", references=4), engine=engine)
