@@ -108,6 +108,39 @@ def recall_by_face_size(truth: dict, alerted: dict) -> list[dict]:
     return out
 
 
+def reachable_at_full_resolution(truth: dict, manifest: Path, engine, usable: dict, threshold: float) -> list[str]:
+    """The usable listed walkers whose crowd photo, at its own full resolution before any
+    pasting, scores at least ``threshold`` against their entry (the mean template of their
+    enrolment photos, as the snapshot makes it): the most the live pipeline could alert."""
+    import csv
+
+    from vigil.engine.calibration import mean_template
+    from vigil.engine.fusion import template_split
+    from vigil.engine.images import read_image_file
+
+    photos: dict[str, list[Path]] = {}
+    with open(manifest, newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            photos.setdefault(row["name"], []).append(Path(row["path"]))
+
+    def best(path: Path):
+        faces = engine.analyse(read_image_file(path))
+        return max(faces, key=lambda f: f.quality.score) if faces else None
+
+    out = []
+    for person in truth["people"]:
+        if person["person_id"] not in usable:
+            continue
+        refs = sorted((f for f in map(best, photos.get(person["person_id"], [])) if f is not None),
+                      key=lambda f: -f.quality.score)[:3]
+        crowd = best(Path(person["crowd_image"]))
+        if refs and crowd is not None:
+            entry = mean_template(np.stack([f.vector for f in refs]), template_split(engine.pack.embedder))
+            if float(crowd.vector @ entry) >= threshold:
+                out.append(person["person_id"])
+    return sorted(out)
+
+
 def run(vigil, actor, video: Path, *, fast: bool, rate: float, max_shots: int | None = None) -> dict:
     from vigil.services.deployments import create_deployment
     from vigil.services.live_runs import DeploymentRunner, RunOptions, start_deployment
@@ -188,6 +221,8 @@ def main(argv=None) -> int:
         "watchlisted_appearing": len(appearing), "with_usable_face": len(usable),
         "usable_alerted": len(latencies), "usable_alerted_within_1s": sum(v <= 1.0 for v in latencies.values()),
         "usable_missed": missed_usable,
+        "usable_reachable_at_full_resolution": reachable_at_full_resolution(
+            truth, work / "watchlist.csv", listed_engine, usable, live["summary"]["thresholds"]["default"]),
         "time_to_alert_s": {"median": float(np.median(list(latencies.values()))) if latencies else None,
                             "max": max(latencies.values()) if latencies else None},
         "false_alerts": len(false), "faces_seen": faces,
