@@ -26,6 +26,11 @@ def test_identification_and_fairness_json_contracts(home, tiny_lfw, tmp_path):  
     again = _json(["eval", "identification", "--data", str(tiny_lfw), "--watchlist-size", "1", "--splits", "2",
                    "--seed", "0"])
     assert again == ident  # same seed, same data: the same JSON
+    # what a deployment does by default: up to three photos averaged (the shipped SFace tables)
+    assert ident["references"] == 3 and ident["reference_rule"] == "mean template"
+    one = _json(["eval", "identification", "--data", str(tiny_lfw), "--watchlist-size", "1", "--splits", "2",
+                 "--seed", "0", "--references", "1"])
+    assert one["references"] == 1 and "threshold_by_references" not in json.dumps(one)
     fair = _json(["eval", "fairness", "--data", str(tiny_lfw), "--seed", "0", "--bootstrap", "50"])
     assert "worst_to_best_fmr_ratio" in fair and "groups" in fair
 
