@@ -221,4 +221,33 @@ def test_the_supervisor_sees_what_they_authorise_and_can_reject_with_a_reason(vi
     assert [d["id"] for d in client.get("/api/deployments", params={"status": "draft"},
                                         headers=headers["supervisor"]).json()["items"]] == [other["id"]]
     out = cli(settings.home, "deployment", "review", str(other["id"]))
-    assert out.returncode == 0 and "1 person," in out.stdout and "false alert(s) per 10,000 faces" in out.stdout
+    assert out.returncode == 0 and "1 person (1 from 1 photo)," in out.stdout
+    assert "false alert(s) per 10,000 faces" in out.stdout
+
+
+def test_the_supervisor_sees_how_many_photos_each_entry_averages_and_what_that_costs(vigil, admin, watchlist,  # noqa: F811
+                                                                                     video, settings):
+    """Issue #13: a subject enrolled from several photos is one entry averaging them, with its
+    own threshold and expected misses; the plan says so before anyone authorises it."""
+    from tests.conftest import demo_bytes
+    from vigil.retro.manifests import EnrolItem
+    from vigil.services.authorisation_view import authorisation_view
+    from vigil.services.collections import authorise_watchlist
+    from vigil.services.enrolment import enrol_image
+
+    for photo in ("obama_standing.jpg", "obama_speech.jpg"):
+        enrol_image(vigil, admin, "watchlist", "wanted", demo_bytes(photo),
+                    EnrolItem(photo, "Barack Obama", subject_id=watchlist["obama"]), quality_gate=False)
+    enrol_image(vigil, admin, "watchlist", "wanted", demo_bytes("biden.jpg"), EnrolItem("b", "Joe Biden"))
+    authorise_watchlist(vigil, admin, "wanted")  # the edits withdrew its authorisation
+    dep = make(vigil, admin, video)
+    view = authorisation_view(vigil, admin, dep["id"])
+    assert view["photos_averaged_at_most"] == 3 and view["watchlist_entries"] == 2
+    assert view["watchlists_detail"][0]["subjects_by_photos"] == {"1": 1, "3": 1}
+    default = view["thresholds"]["default"]
+    three = default["by_photos"]["3"]
+    assert three["threshold"] >= default["threshold"]  # never below the single-photo threshold
+    assert three["expected_miss_rate"] < default["expected_miss_rate"]  # averaging photos misses less
+    out = cli(settings.home, "deployment", "review", str(dep["id"]))
+    assert out.returncode == 0 and "2 people (1 from 1 photo, 1 from 3 photos)" in out.stdout
+    assert "entries averaging 3 photos: threshold" in out.stdout

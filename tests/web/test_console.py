@@ -522,6 +522,8 @@ def test_supervisor_reviews_what_a_plan_authorises_and_rejects_it(browser, live_
     expect(page.locator("#review-watchlists")).to_contain_text("Review list")
     expect(page.locator("#review-watchlists")).to_contain_text("1 person in all")
     expect(page.locator("#review-thresholds")).to_contain_text("every category")
+    expect(page.locator("#review-photos")).to_contain_text(
+        "one entry averaging up to 3 of their photos: 1 from 1 photo")
     check_page(page, "24-deployment-review", doc="deployment-review", doc_top="#review-heading")
     page.get_by_label("Reason for rejecting (the planner reads it)").fill("No intelligence case for this site")
     page.get_by_role("button", name="Reject deployment").click()

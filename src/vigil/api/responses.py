@@ -565,6 +565,8 @@ class DeploymentStopped(Deployment):
 class WatchlistPlan(Out):
     name: str
     subjects: int
+    subjects_by_photos: dict[str, int] = Field(description="subjects by the photos their entry will average "
+                                                             "(\"1\", \"2\", \"3\")")
     category: str
     pack: str
     authorised: bool
@@ -573,12 +575,19 @@ class WatchlistPlan(Out):
     expired: bool
 
 
+class PhotosThreshold(Out):
+    threshold: float = Field(description="the threshold of entries averaging that many photos")
+    expected_miss_rate: float | None
+
+
 class ThresholdPlan(Out):
     accepted_false_alerts_per_10000_faces: float
     per_comparison_fmr: float = Field(description="the accepted rate divided by the watchlist entries")
     threshold: float = Field(description="the score that per-comparison false match rate gives")
     expected_miss_rate: float | None = Field(description="the share of genuine comparisons in the calibration data "
                                                          "below the threshold")
+    by_photos: dict[str, PhotosThreshold] | None = Field(
+        None, description="entries averaging 2 or 3 photos: their own threshold and expected misses")
 
 
 class AuthorisationView(Deployment):
@@ -586,6 +595,7 @@ class AuthorisationView(Deployment):
 
     watchlists_detail: list[WatchlistPlan]
     watchlist_entries: int = Field(description="subjects on all its watchlists together")
+    photos_averaged_at_most: int = Field(description="photos of a subject averaged into its one entry at most")
     thresholds: dict[str, ThresholdPlan] = Field(description="``default``, and ``category:NAME`` for each category "
                                                              "with a rate of its own")
     calibration: str = Field(description="the data set the thresholds and miss rates come from")

@@ -251,7 +251,10 @@ def deployment_review(deployment: str, as_json: bool = JsonOpt) -> None:
         for w in d["watchlists_detail"]:
             state = "authorised" if w["authorised"] else "[red]not authorised[/]"
             people = "1 person" if w["subjects"] == 1 else f"{w['subjects']} people"
-            console.print(f"  watchlist {escape(w['name'])}: {people}, category {w['category']}, "
+            photos = ", ".join(f"{n} from {k} photo{'s' if k != '1' else ''}"
+                               for k, n in w["subjects_by_photos"].items())
+            console.print(f"  watchlist {escape(w['name'])}: {people} ({photos or 'no templates'}), "
+                          f"category {w['category']}, "
                           f"{state}, expires {w['expires_at'] or 'never'}" + (" [red](expired)[/]" if w["expired"]
                                                                                else ""))
         for key, t in d["thresholds"].items():
@@ -259,6 +262,10 @@ def deployment_review(deployment: str, as_json: bool = JsonOpt) -> None:
             console.print(f"  {key}: {t['accepted_false_alerts_per_10000_faces']:g} false alert(s) per 10,000 faces "
                           f"accepted over {d['watchlist_entries']} entries -> threshold {t['threshold']:.3f}, "
                           f"expected misses {miss} (calibration: {escape(d['calibration'])})")
+            for k, b in (t.get("by_photos") or {}).items():
+                miss_k = "unknown" if b["expected_miss_rate"] is None else f"{b['expected_miss_rate']:.1%}"
+                console.print(f"    entries averaging {k} photos: threshold {b['threshold']:.3f}, "
+                              f"expected misses {miss_k}")
         for p in d["problems"]:
             console.print(f"  [red]{escape(p)}[/]")
         console.print("Authorise with 'vigil deployment authorise ID', or reject with "

@@ -69,6 +69,16 @@ def freeze(store, session, actor_name: str, watchlist: Collection, deployment_id
     return snap
 
 
+def photos_per_subject(session, watchlist: Collection) -> list[int]:
+    """How many templates of the watchlist's model each listed subject has (subjects without
+    one are left out: they cannot be matched)."""
+    return [int(n) for n in session.scalars(
+        select(func.count(TemplateRow.id))
+        .join(Membership, Membership.subject_id == TemplateRow.subject_id)
+        .where(Membership.collection_id == watchlist.id, TemplateRow.model_id == watchlist.model_id)
+        .group_by(TemplateRow.subject_id))]
+
+
 def load_entries(store, session, snapshot_ids: list[int]) -> tuple[list[FrozenEntry], np.ndarray]:
     """The frozen entries of these snapshots and their vectors (decrypted, in memory only)."""
     entries, vectors = [], []

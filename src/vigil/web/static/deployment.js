@@ -83,7 +83,19 @@ async function renderReview(d) {
         h("th", { scope: "row" }, key === "default" ? "every category" : key.replace("category:", "category ")),
         h("td", { class: "num" }, String(t.accepted_false_alerts_per_10000_faces)),
         h("td", { class: "num" }, t.threshold.toFixed(3)), h("td", { class: "num" }, pct(t.expected_miss_rate))))))),
+    h("p", { class: "hint", id: "review-photos" }, photosNote(v)),
     h("p", { class: "hint" }, v.miss_rate_note));
+}
+
+function photosNote(v) {
+  // a subject enrolled from several photos is one entry averaging up to photos_averaged_at_most of them
+  const by = {};
+  v.watchlists_detail.forEach((w) => Object.entries(w.subjects_by_photos).forEach(([k, n]) => { by[k] = (by[k] || 0) + n; }));
+  const parts = Object.entries(by).map(([k, n]) => `${n} from ${k} photo${k === "1" ? "" : "s"}`);
+  const extra = Object.entries(v.thresholds.default.by_photos || {}).map(
+    ([k, t]) => `entries averaging ${k} photos: threshold ${t.threshold.toFixed(3)}, expected misses ${t.expected_miss_rate === null ? "unknown" : (100 * t.expected_miss_rate).toFixed(1) + "%"}`);
+  return `Each person is one entry averaging up to ${v.photos_averaged_at_most} of their photos: ${parts.join(", ") || "none enrolled"}.` +
+    (extra.length ? ` ${extra.join("; ")}.` : "");
 }
 
 function startForm() {
