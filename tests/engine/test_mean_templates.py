@@ -87,3 +87,14 @@ def test_mean_template_table_counts_every_entry_against_every_other_persons_phot
     assert cal.threshold_for(0.5) < 0.9
     with pytest.raises(VigilError, match="no person has 3"):
         calibrate_mean_templates("m", vectors[7:], list(ids[7:]), 3, "x", show_progress=False)
+
+
+def test_a_damaged_table_is_a_clear_error_naming_the_file(tmp_path):
+    from vigil.errors import ModelError
+
+    site = tmp_path / "calibration"
+    site.mkdir()
+    (site / calibration_filename(SFACE)).write_text(json.dumps(table(SFACE, 0.7, 0.6)))
+    (site / calibration_filename(SFACE, 2)).write_text("{}")  # truncated, or left by a crash
+    with pytest.raises(ModelError, match=r"mean2\.json cannot be read"):
+        load_calibration(SFACE, site, references=2)

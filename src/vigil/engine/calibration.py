@@ -165,7 +165,11 @@ def load_calibration(model_id: str, site_dir: Path | None = None, explicit: Path
                      references: int = 1) -> Calibration:
     path, source = calibration_in_effect(model_id, site_dir, explicit, references)
     if path is not None:
-        return Calibration.from_dict(json.loads(path.read_text()), source=source)
+        try:
+            return Calibration.from_dict(json.loads(path.read_text()), source=source)
+        except (OSError, ValueError, TypeError, KeyError) as exc:  # a damaged file: say which, never a traceback
+            raise ModelError(f"the calibration table {path} cannot be read ({exc.__class__.__name__}): rebuild it "
+                             "with 'vigil calibrate --model PACK --data DIR'") from None
     what = "" if references == 1 else f" of mean templates of {references} references"
     raise ModelError(
         f"no calibration table{what} for model {model_id!r}: run 'vigil calibrate --model PACK --data DIR' on "
