@@ -98,3 +98,22 @@ def not_ready_reporter(say: Callable[[dict], None], who: dict) -> Callable[[int,
              "message": f"JetStream not ready ({exc or type(exc).__name__}); retrying in {wait:.1f} s"})
 
     return report
+
+
+def stop_on_signals(loop, stopping) -> None:
+    """SIGINT and SIGTERM set ``stopping`` (an ``asyncio.Event``); outside the main thread
+    (tests run nodes and recorders in threads) there are no signal handlers to add."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stopping.set)
+        except (RuntimeError, ValueError):
+            pass
+
+
+async def connect_with_options(options, *, name: str, who: dict, say: Callable[[dict], None]):
+    """:func:`connect` with a node's or recorder's options (servers, attempts, credentials),
+    each retry reported through ``say`` as ``who``."""
+    return await connect(options.servers, name=name, attempts=options.connect_attempts,
+                         on_retry=retry_reporter(say, who, options.servers), credentials=options.credentials)

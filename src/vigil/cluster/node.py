@@ -35,7 +35,6 @@ import concurrent.futures
 import logging
 import os
 import random
-import signal
 import socket
 import threading
 import time
@@ -46,7 +45,9 @@ from datetime import UTC, datetime
 
 from vigil.cluster import alert_stream as stream
 from vigil.cluster import leases
-from vigil.cluster.connection import ClusterUnavailable, connect, not_ready_reporter, retry_reporter
+from vigil.cluster.connection import (
+    ClusterUnavailable, connect, connect_with_options, not_ready_reporter, stop_on_signals,
+)
 from vigil.cluster.sealing import Sealer
 from vigil.engine.model_files import provider_notes
 from vigil.errors import VigilError
@@ -221,17 +222,9 @@ class Node:
     async def _main(self) -> dict:
         self.loop = asyncio.get_running_loop()
         self.stopping = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self.loop.add_signal_handler(sig, self.stopping.set)
-            except (RuntimeError, ValueError):  # not the main thread (tests run nodes in threads)
-                pass
-
+        stop_on_signals(self.loop, self.stopping)
         who = {"type": "node", "node": self.name}
-        self.nc = await connect(self.options.servers, name=f"vigil-node-{self.name}",
-                                attempts=self.options.connect_attempts,
-                                on_retry=retry_reporter(self.say, who, self.options.servers),
-                                credentials=self.options.credentials)
+        self.nc = await connect_with_options(self.options, name=f"vigil-node-{self.name}", who=who, say=self.say)
         try:
             self.js = self.nc.jetstream(timeout=2.0)
             replicas = self.options.replicas or min(3, stream.cluster_size(self.nc))

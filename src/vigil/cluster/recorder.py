@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import socket
 import time
 from collections.abc import Callable
@@ -38,7 +37,7 @@ from datetime import UTC, datetime
 
 from vigil.cluster import alert_stream as stream
 from vigil.cluster import leases
-from vigil.cluster.connection import connect, not_ready_reporter, retry_reporter
+from vigil.cluster.connection import connect_with_options, not_ready_reporter, stop_on_signals
 from vigil.cluster.sealing import SealError, Sealer
 from vigil.live.alerts import AlertEvidence
 from vigil.live.matcher import WatchlistEntry
@@ -96,17 +95,9 @@ class Recorder:
 
         self.loop = asyncio.get_running_loop()
         self.stopping = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self.loop.add_signal_handler(sig, self.stopping.set)
-            except (RuntimeError, ValueError):
-                pass
-
+        stop_on_signals(self.loop, self.stopping)
         who = {"type": "recorder"}
-        self.nc = await connect(self.options.servers, name=f"vigil-{self.options.name}",
-                                attempts=self.options.connect_attempts,
-                                on_retry=retry_reporter(self.say, who, self.options.servers),
-                                credentials=self.options.credentials)
+        self.nc = await connect_with_options(self.options, name=f"vigil-{self.options.name}", who=who, say=self.say)
         try:
             self.js = self.nc.jetstream(timeout=5.0)
             replicas = self.options.replicas or min(3, stream.cluster_size(self.nc))
